@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+// svmm: a device-passthrough manager and KVM virtual machine monitor for Linux.
+// Layers (each imports only the ones below it), see Docs/ARCHITECTURE.md:
+//   CUAPI / CLibPCI / CLibUdev / CLibUSB   (C: kernel UAPI shim, system libraries)
+//   SVMMSystem                             (errno, fd owners, mmap owners, syscall funnel)
+//   SVMMVFIO                               (VFIO container/group/device, iommufd)
+//   SVMMLibPCI / SVMMUdev / SVMMUSBHost    (one Swift wrapper per C library)
+//   SVMMHost                               (host inventory, IOMMU groups, preflight checks)
+//   svmm                                   (the command-line tool)
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "svmm",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "svmm", targets: ["svmm"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C shim over kernel UAPI headers: ioctl request numbers as static inline functions.
+        .target(name: "CUAPI"),
+        .systemLibrary(name: "CLibPCI", pkgConfig: "libpci", providers: [.apt(["libpci-dev"])]),
+        .systemLibrary(name: "CLibUdev", pkgConfig: "libudev", providers: [.apt(["libudev-dev"])]),
+        .systemLibrary(name: "CLibUSB", pkgConfig: "libusb-1.0", providers: [.apt(["libusb-1.0-0-dev"])]),
+
+        .target(name: "SVMMSystem", dependencies: ["CUAPI"], swiftSettings: swiftSettings),
+        .target(name: "SVMMVFIO", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+
+        .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
+        .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
+        .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
+
+        .target(
+            name: "SVMMHost",
+            dependencies: ["SVMMSystem", "SVMMLibPCI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "svmm",
+            dependencies: [
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "SVMMSystemTests", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMVFIOTests", dependencies: ["SVMMVFIO", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
+        // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).
+        .testTarget(name: "SVMMCLITests", dependencies: ["svmm"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,82 @@
+// CUAPI: the kernel UAPI as Swift can see it.
+//
+// Swift imports no function-like macro (KVM_RUN, VFIO_GET_API_VERSION, ...), and a plain C global
+// fails Swift 6 concurrency checking, so every ioctl request number is a `static inline` function,
+// one line each, grouped by the file descriptor it applies to. Golden tests pin the values.
+#ifndef SVMM_CUAPI_H
+#define SVMM_CUAPI_H
+
+#include <linux/kvm.h>
+#include <linux/vfio.h>
+#include <linux/usbdevice_fs.h>
+#include <sys/ioctl.h>
+#include <errno.h>
+
+// ---- VFIO container fd (/dev/vfio/vfio) ----
+static inline unsigned long svmm_VFIO_GET_API_VERSION(void) { return VFIO_GET_API_VERSION; }
+static inline unsigned long svmm_VFIO_CHECK_EXTENSION(void) { return VFIO_CHECK_EXTENSION; }
+static inline unsigned long svmm_VFIO_SET_IOMMU(void) { return VFIO_SET_IOMMU; }
+static inline unsigned long svmm_VFIO_IOMMU_GET_INFO(void) { return VFIO_IOMMU_GET_INFO; }
+static inline unsigned long svmm_VFIO_IOMMU_MAP_DMA(void) { return VFIO_IOMMU_MAP_DMA; }
+static inline unsigned long svmm_VFIO_IOMMU_UNMAP_DMA(void) { return VFIO_IOMMU_UNMAP_DMA; }
+
+// ---- VFIO group fd (/dev/vfio/N) ----
+static inline unsigned long svmm_VFIO_GROUP_GET_STATUS(void) { return VFIO_GROUP_GET_STATUS; }
+static inline unsigned long svmm_VFIO_GROUP_SET_CONTAINER(void) { return VFIO_GROUP_SET_CONTAINER; }
+static inline unsigned long svmm_VFIO_GROUP_UNSET_CONTAINER(void) { return VFIO_GROUP_UNSET_CONTAINER; }
+static inline unsigned long svmm_VFIO_GROUP_GET_DEVICE_FD(void) { return VFIO_GROUP_GET_DEVICE_FD; }
+
+// ---- VFIO device fd ----
+static inline unsigned long svmm_VFIO_DEVICE_GET_INFO(void) { return VFIO_DEVICE_GET_INFO; }
+static inline unsigned long svmm_VFIO_DEVICE_GET_REGION_INFO(void) { return VFIO_DEVICE_GET_REGION_INFO; }
+static inline unsigned long svmm_VFIO_DEVICE_GET_IRQ_INFO(void) { return VFIO_DEVICE_GET_IRQ_INFO; }
+static inline unsigned long svmm_VFIO_DEVICE_SET_IRQS(void) { return VFIO_DEVICE_SET_IRQS; }
+static inline unsigned long svmm_VFIO_DEVICE_RESET(void) { return VFIO_DEVICE_RESET; }
+static inline unsigned long svmm_VFIO_DEVICE_GET_PCI_HOT_RESET_INFO(void) { return VFIO_DEVICE_GET_PCI_HOT_RESET_INFO; }
+static inline unsigned long svmm_VFIO_DEVICE_PCI_HOT_RESET(void) { return VFIO_DEVICE_PCI_HOT_RESET; }
+
+// ---- KVM system fd (/dev/kvm) ----
+static inline unsigned long svmm_KVM_GET_API_VERSION(void) { return KVM_GET_API_VERSION; }
+static inline unsigned long svmm_KVM_CREATE_VM(void) { return KVM_CREATE_VM; }
+static inline unsigned long svmm_KVM_CHECK_EXTENSION(void) { return KVM_CHECK_EXTENSION; }
+static inline unsigned long svmm_KVM_GET_VCPU_MMAP_SIZE(void) { return KVM_GET_VCPU_MMAP_SIZE; }
+static inline unsigned long svmm_KVM_GET_SUPPORTED_CPUID(void) { return KVM_GET_SUPPORTED_CPUID; }
+
+// ---- KVM VM fd ----
+static inline unsigned long svmm_KVM_CREATE_VCPU(void) { return KVM_CREATE_VCPU; }
+static inline unsigned long svmm_KVM_SET_USER_MEMORY_REGION(void) { return KVM_SET_USER_MEMORY_REGION; }
+static inline unsigned long svmm_KVM_CREATE_IRQCHIP(void) { return KVM_CREATE_IRQCHIP; }
+static inline unsigned long svmm_KVM_CREATE_PIT2(void) { return KVM_CREATE_PIT2; }
+static inline unsigned long svmm_KVM_IRQFD(void) { return KVM_IRQFD; }
+static inline unsigned long svmm_KVM_IOEVENTFD(void) { return KVM_IOEVENTFD; }
+static inline unsigned long svmm_KVM_SET_GSI_ROUTING(void) { return KVM_SET_GSI_ROUTING; }
+static inline unsigned long svmm_KVM_IRQ_LINE(void) { return KVM_IRQ_LINE; }
+static inline unsigned long svmm_KVM_SET_TSS_ADDR(void) { return KVM_SET_TSS_ADDR; }
+static inline unsigned long svmm_KVM_SET_IDENTITY_MAP_ADDR(void) { return KVM_SET_IDENTITY_MAP_ADDR; }
+
+// ---- KVM vCPU fd ----
+static inline unsigned long svmm_KVM_RUN(void) { return KVM_RUN; }
+static inline unsigned long svmm_KVM_GET_REGS(void) { return KVM_GET_REGS; }
+static inline unsigned long svmm_KVM_SET_REGS(void) { return KVM_SET_REGS; }
+static inline unsigned long svmm_KVM_GET_SREGS(void) { return KVM_GET_SREGS; }
+static inline unsigned long svmm_KVM_SET_SREGS(void) { return KVM_SET_SREGS; }
+static inline unsigned long svmm_KVM_SET_CPUID2(void) { return KVM_SET_CPUID2; }
+static inline unsigned long svmm_KVM_SET_MSRS(void) { return KVM_SET_MSRS; }
+
+// ---- usbfs device fd (/dev/bus/usb/BBB/DDD) ----
+static inline unsigned long svmm_USBDEVFS_CLAIMINTERFACE(void) { return USBDEVFS_CLAIMINTERFACE; }
+static inline unsigned long svmm_USBDEVFS_RELEASEINTERFACE(void) { return USBDEVFS_RELEASEINTERFACE; }
+static inline unsigned long svmm_USBDEVFS_RESET(void) { return USBDEVFS_RESET; }
+
+// ioctl(2) with an unsigned long request and a pointer or integer argument: Swift cannot call the
+// variadic libc ioctl. Returns the ioctl result, or -errno.
+static inline long svmm_ioctl_ptr(int fd, unsigned long request, void *arg) {
+    long r = ioctl(fd, request, arg);
+    return r < 0 ? -(long)errno : r;
+}
+static inline long svmm_ioctl_int(int fd, unsigned long request, unsigned long arg) {
+    long r = ioctl(fd, request, arg);
+    return r < 0 ? -(long)errno : r;
+}
+
+#endif

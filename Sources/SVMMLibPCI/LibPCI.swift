@@ -1,0 +1,2 @@
+// SVMMLibPCI: the only module that talks to libpci.
+import CLibPCI

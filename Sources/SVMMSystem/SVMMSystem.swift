@@ -1,0 +1,1 @@
+// SVMMSystem: the system layer (errno, fd owners, mmap owners, the syscall funnel).

@@ -1,0 +1,2 @@
+// SVMMUdev: the only module that talks to libudev.
+import CLibUdev

@@ -1,0 +1,1 @@
+// SVMMVFIO: VFIO container, group and device owners.

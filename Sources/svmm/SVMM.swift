@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct SVMM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "svmm",
+        abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
+        subcommands: []
+    )
+}
