@@ -55,6 +55,7 @@ let package = Package(
 
         .testTarget(name: "SVMMSystemTests", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMVFIOTests", dependencies: ["SVMMVFIO", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).
         .testTarget(name: "SVMMCLITests", dependencies: ["svmm"], swiftSettings: swiftSettings),
