@@ -171,6 +171,9 @@ static inline unsigned long svmm_sizeof_kvm_cpuid_entry2(void) { return sizeof(s
 static inline unsigned long svmm_sizeof_kvm_regs(void) { return sizeof(struct kvm_regs); }
 static inline unsigned long svmm_sizeof_kvm_sregs(void) { return sizeof(struct kvm_sregs); }
 static inline unsigned long svmm_sizeof_kvm_pit_config(void) { return sizeof(struct kvm_pit_config); }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_PIO(void) { return KVM_IOEVENTFD_FLAG_PIO; }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DATAMATCH(void) { return KVM_IOEVENTFD_FLAG_DATAMATCH; }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DEASSIGN(void) { return KVM_IOEVENTFD_FLAG_DEASSIGN; }
 // ==== End block: vmm helper ====
 
 #endif
