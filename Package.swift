@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "SVMMVMM",
             dependencies: [
-                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem",
+                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -74,7 +74,10 @@ let package = Package(
         .testTarget(name: "SVMMGuestMemoryTests", dependencies: ["SVMMGuestMemory"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMDevicesTests", dependencies: ["SVMMDevices"], swiftSettings: swiftSettings),
         // Tiny guests (assembled from Tests/SVMMVMMTests/Guests at test time) run on /dev/kvm where it is usable.
-        .testTarget(name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).

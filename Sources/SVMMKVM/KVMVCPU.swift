@@ -115,6 +115,30 @@ public final class KVMVCPU: @unchecked Sendable {
         _ = try kvmIoctl("KVM_SET_MP_STATE") { () throws(Errno) in try fileDescriptor.ioctl(svmm_KVM_SET_MP_STATE(), &value) }
     }
 
+    /// Puts the local APIC in virtual-wire mode, as PC firmware leaves it: LINT0 delivers the PIC's
+    /// interrupts (ExtINT), LINT1 delivers NMI. Without it KVM's LAPIC masks LINT0 and the legacy PIC
+    /// cannot interrupt the vCPU. (Intel SDM vol. 3A §10.5.1, local vector table.)
+    public func enableVirtualWireLAPIC() throws(KVMError) {
+        // struct kvm_lapic_state { char regs[1024]; }: the APIC register page, LVT LINT0 at 0x350, LINT1 at 0x360.
+        var state = [UInt8](repeating: 0, count: 1024)
+        let get = state.withUnsafeMutableBytes { buffer in
+            Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_GET_LAPIC(), buffer: buffer) }
+        }
+        do { _ = try get.get() } catch { throw .ioctl(operation: "KVM_GET_LAPIC", error) }
+        func update(_ offset: Int, _ transform: (UInt32) -> UInt32) {
+            let old = (0..<4).reduce(UInt32(0)) { $0 | UInt32(state[offset + $1]) << UInt32(8 * $1) }
+            let new = transform(old)
+            for i in 0..<4 { state[offset + i] = UInt8(truncatingIfNeeded: new >> UInt32(8 * i)) }
+        }
+        // Delivery mode bits 10:8 (ExtINT = 7, NMI = 4); bit 16 is the mask.
+        update(0x350) { ($0 & ~0x1_0700) | 0x700 }
+        update(0x360) { ($0 & ~0x1_0700) | 0x400 }
+        let set = state.withUnsafeMutableBytes { buffer in
+            Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_SET_LAPIC(), buffer: buffer) }
+        }
+        do { _ = try set.get() } catch { throw .ioctl(operation: "KVM_SET_LAPIC", error) }
+    }
+
     // MARK: Answering exits (bounds-checked writes into the run page)
 
     /// Stores element `index` of the answer to an I/O-in exit.
