@@ -176,12 +176,20 @@ public final class KVMVirtualMachine: Sendable {
         do { _ = try result.get() } catch { throw .ioctl(operation: "KVM_SET_GSI_ROUTING", error) }
     }
 
-    /// KVM_SIGNAL_MSI: injects one MSI message directly.
-    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) {
+    /// KVM_SIGNAL_MSI: injects one MSI message directly. Returns whether some LAPIC accepted it:
+    /// KVM answers 0 when the interrupt was coalesced and -1 (which reads as EPERM) when no vCPU
+    /// matched the destination, neither of which is a failure of the call.
+    @discardableResult
+    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) -> Bool {
         // struct kvm_msi: address_lo, address_hi, data, flags, devid, pad[12] (32 bytes).
         var message: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
             (UInt32(truncatingIfNeeded: address), UInt32(truncatingIfNeeded: address >> 32), data, 0, 0, 0, 0, 0)
-        _ = try kvmIoctl("KVM_SIGNAL_MSI") { () throws(Errno) in try fileDescriptor.ioctl(svmm_KVM_SIGNAL_MSI(), &message) }
+        do {
+            return try fileDescriptor.ioctl(svmm_KVM_SIGNAL_MSI(), &message) > 0
+        } catch {
+            if error == .notPermitted { return false }
+            throw .ioctl(operation: "KVM_SIGNAL_MSI", error)
+        }
     }
 
     /// Creates vCPU `id` (its APIC ID) and maps its kvm_run page.
