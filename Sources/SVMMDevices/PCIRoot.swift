@@ -98,6 +98,9 @@ public final class PCIConfigPorts: BusDevice {
     private let root: PCIRoot
     /// Enable bit 31, bus 23:16, device 15:11, function 10:8, register 7:2; reserved bits read 0.
     public private(set) var address: UInt32 = 0
+    /// 0xCF9, inside this range, is the PC's reset control register for byte accesses: a write with
+    /// bit 2 (reset CPU) set calls this (Linux `reboot=pci`).
+    public var onResetControl: (() -> Void)?
 
     public init(root: PCIRoot) { self.root = root }
 
@@ -114,6 +117,7 @@ public final class PCIConfigPorts: BusDevice {
     public func write(offset: UInt64, size: Int, value: UInt64) {
         if offset < 4 {
             if offset == 0 && size == 4 { address = UInt32(truncatingIfNeeded: value) & 0x80FF_FFFC }
+            if offset == 1 && size == 1 && value & 0x04 != 0 { onResetControl?() }
             return
         }
         guard address & 0x8000_0000 != 0, size <= 4 else { return }

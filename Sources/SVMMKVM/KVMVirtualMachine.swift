@@ -27,13 +27,13 @@ public enum GSIRoute: Equatable, Sendable {
 
     public static let entrySize = 48
 
-    /// The routes KVM_CREATE_IRQCHIP installs by default on x86: GSI 0–15 to both PICs
-    /// (except 2, the cascade) and GSI 0–23 to the IOAPIC (GSI 0 → pin 2, as PC firmware wires it).
+    /// The routes KVM_CREATE_IRQCHIP installs by default on x86 (virt/kvm/irqchip default_routing):
+    /// GSI 0–15 to the PIC pair (except 2, the cascade) and GSI 0–23 to the same-numbered IOAPIC pin.
     public static func defaultPCRoutes() -> [GSIRoute] {
         var routes: [GSIRoute] = []
         for gsi: UInt32 in 0..<24 {
             if gsi < 16 && gsi != 2 { routes.append(.irqchip(gsi: gsi, chip: gsi < 8 ? 0 : 1, pin: gsi % 8)) }
-            routes.append(.irqchip(gsi: gsi, chip: 2, pin: gsi == 0 ? 2 : gsi))
+            routes.append(.irqchip(gsi: gsi, chip: 2, pin: gsi))
         }
         return routes
     }

@@ -144,6 +144,10 @@ public final class Machine: Sendable {
         runningThreads.withLock { $0[vcpu.id] = pthread_self() }
         defer { _ = runningThreads.withLock { $0.removeValue(forKey: vcpu.id) } }
         while !stopRequested {
+            if let signal = SignalStop.take() {
+                requestStop(.signal(signal))
+                break
+            }
             let exit: VcpuExit
             do {
                 exit = try vcpu.run()
@@ -213,9 +217,12 @@ public final class Machine: Sendable {
     /// stopped. Application processors wait for INIT/SIPI from the boot CPU inside KVM.
     public func runAll() -> StopReason {
         var threads: [VCPUThread] = []
+        // APs inherit a mask without SIGINT/SIGTERM, so those reach the boot vCPU's thread (this one).
+        SignalStop.blockInCurrentThread(true)
         for vcpu in vcpus.dropFirst() {
             threads.append(VCPUThread { [self] in self.run(vcpu: vcpu) })
         }
+        SignalStop.blockInCurrentThread(false)
         let reason = vcpus.first.map { run(vcpu: $0) } ?? .failed("no vCPUs")
         requestStop(reason)
         for thread in threads { thread.join() }

@@ -190,3 +190,20 @@ import Testing
         #expect(root.attachedAddresses.map(\.description) == ["0000:00:03.1"])
     }
 }
+
+@Suite struct ResetControlTests {
+    @Test func byteWriteToCF9WithBit2Resets() throws {
+        let root = PCIRoot()
+        let ports = PCIConfigPorts(root: root)
+        var resets = 0
+        ports.onResetControl = { resets += 1 }
+        var pio = Bus<PIOAddress>()
+        try pio.register(ports, base: PIOAddress(0xCF8), length: 8, name: "conf1")
+        pio.write(PIOAddress(0xCF9), size: 1, value: 0x02)  // bit 2 clear: no reset
+        #expect(resets == 0)
+        pio.write(PIOAddress(0xCF9), size: 1, value: 0x06)
+        #expect(resets == 1)
+        pio.write(PIOAddress(0xCF8), size: 4, value: 0x8000_0400)  // a dword at 0xCF8 is conf1, not reset
+        #expect(resets == 1)
+    }
+}
