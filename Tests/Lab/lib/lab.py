@@ -592,9 +592,10 @@ def parse_protocol(text: str, artifacts: Path) -> tuple[list[Result], int | None
     return results, status, began
 
 
-def scenario_cpio(s: Scenario, kernel: Kernel, verbose: bool) -> bytes:
+def scenario_cpio(s: Scenario, kernel: Kernel, verbose: bool, qemu_cmdline: str) -> bytes:
     c = Cpio()
     c.file("lab/scenario.sh", s.path, 0o755)
+    c.data("lab/qemu-cmdline.txt", qemu_cmdline.encode())
     cfg = (f"LAB_SCENARIO='{s.name}'\nLAB_MACHINE='{s.machine}'\nLAB_TIMEOUT='{s.timeout}'\n"
            f"LAB_KVER='{kernel.version}'\nLAB_VERBOSE='{1 if verbose else 0}'\n"
            f"LAB_NEEDS='{' '.join(s.needs)}'\n")
@@ -647,20 +648,21 @@ class Lab:
         artifacts = run / "artifacts"
         artifacts.mkdir(parents=True)
         initrd = run / "initrd.cpio"
-        with open(initrd, "wb") as f:
-            for p in parts:
-                with open(p, "rb") as src:
-                    shutil.copyfileobj(src, f)
-            f.write(scenario_cpio(s, kernel, self.verbose))
-        make_nvme_image(run / "nvme.img", run)
-        make_usb_image(run / "usb.img")
         mem = 2048 if "l2" in s.needs else 1024
         margs, append = machine_args(s.machine, run, mem)
         if not self.verbose:
             append += " quiet"
         cmd = ["timeout", "-k", "5", str(s.timeout), "qemu-system-x86_64", *margs,
                "-kernel", str(kernel.image), "-initrd", str(initrd), "-append", append]
-        (run / "qemu-cmdline.txt").write_text(" ".join(_quote(a) for a in cmd) + "\n")
+        cmdline = " ".join(_quote(a) for a in cmd) + "\n"
+        (run / "qemu-cmdline.txt").write_text(cmdline)
+        with open(initrd, "wb") as f:
+            for p in parts:
+                with open(p, "rb") as src:
+                    shutil.copyfileobj(src, f)
+            f.write(scenario_cpio(s, kernel, self.verbose, cmdline))
+        make_nvme_image(run / "nvme.img", run)
+        make_usb_image(run / "usb.img")
         print(f"== {s.name}: {s.description or '(no description)'} [{s.machine}, timeout {s.timeout}s, log {run}]",
               flush=True)
         t0 = time.monotonic()
