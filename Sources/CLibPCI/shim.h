@@ -37,9 +37,26 @@ typedef struct {
     char message[256];
 } svmm_pci_guard;
 
-static _Thread_local svmm_pci_guard *svmm_pci_active_guard;
-static _Thread_local char svmm_pci_warning_text[256];
-static _Thread_local int svmm_pci_warning_count;
+typedef struct {
+    char text[256];
+    int count;
+} svmm_pci_warnings;
+
+// State lives in function-local statics: Swift's Clang importer does not emit file-scope statics
+// of a header, and each object file that calls these static functions gets its own copy of them
+// (and of their statics). So every call into this shim is made from ONE Swift file,
+// Sources/SVMMLibPCI/PCIAccess.swift, which keeps the guard slot and the handlers consistent.
+static inline svmm_pci_guard **svmm_pci_guard_slot(void) {
+    static _Thread_local svmm_pci_guard *slot = NULL;
+    return &slot;
+}
+
+static inline svmm_pci_warnings *svmm_pci_warning_slot(void) {
+    static _Thread_local svmm_pci_warnings warnings;
+    return &warnings;
+}
+
+#define svmm_pci_active_guard (*svmm_pci_guard_slot())
 
 static void svmm_pci_on_error(char *msg, ...) {
     svmm_pci_guard *guard = svmm_pci_active_guard;
@@ -58,9 +75,10 @@ static void svmm_pci_on_error(char *msg, ...) {
 static void svmm_pci_on_warning(char *msg, ...) {
     va_list ap;
     va_start(ap, msg);
-    vsnprintf(svmm_pci_warning_text, sizeof svmm_pci_warning_text, msg, ap);
+    svmm_pci_warnings *w = svmm_pci_warning_slot();
+    vsnprintf(w->text, sizeof w->text, msg, ap);
     va_end(ap);
-    svmm_pci_warning_count++;
+    w->count++;
 }
 
 static void svmm_pci_on_debug(char *msg, ...) {
@@ -70,9 +88,9 @@ static void svmm_pci_on_debug(char *msg, ...) {
 /// Number of libpci warnings on this thread so far; the last one is copied to buf.
 static inline int svmm_pci_last_warning(char *buf, int size) {
     if (size > 0) {
-        snprintf(buf, (size_t)size, "%s", svmm_pci_warning_text);
+        snprintf(buf, (size_t)size, "%s", svmm_pci_warning_slot()->text);
     }
-    return svmm_pci_warning_count;
+    return svmm_pci_warning_slot()->count;
 }
 
 static inline void svmm_pci_copy_message(char *err, int errlen, const char *message) {

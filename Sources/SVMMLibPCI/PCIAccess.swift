@@ -95,6 +95,44 @@ public final class PCIAccess {
     }
 }
 
+// MARK: - Config-space calls for PCIConfigDevice (kept in this file; see the note in CLibPCI/shim.h)
+
+extension PCIAccess {
+    static func freeDevice(_ device: UnsafeMutablePointer<pci_dev>) {
+        // SAFETY: the caller owns device (from pci_get_dev) and frees it exactly once.
+        pci_free_dev(device)
+    }
+
+    static func readConfig(_ device: UnsafeMutablePointer<pci_dev>, label: String, offset: Int, count: Int) throws(LibPCIError) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var err = [CChar](repeating: 0, count: 256)
+        let result = bytes.withUnsafeMutableBufferPointer { out in
+            err.withUnsafeMutableBufferPointer { errBuf in
+                // SAFETY: out holds exactly `count` bytes and libpci writes at most `count`;
+                // device is live (its PCIConfigDevice owner is), errBuf is live for the call.
+                svmm_pci_read_config(device, Int32(offset), out.baseAddress, Int32(count),
+                                     errBuf.baseAddress, Int32(errBuf.count))
+            }
+        }
+        switch result {
+        case 1: return bytes
+        case 0: return nil
+        default: throw .config(address: label, message: cString(err))
+        }
+    }
+
+    static func findCapability(_ device: UnsafeMutablePointer<pci_dev>, label: String, id: UInt16, extended: Bool) throws(LibPCIError) -> Int? {
+        var err = [CChar](repeating: 0, count: 256)
+        let type = UInt32(extended ? PCI_CAP_EXTENDED : PCI_CAP_NORMAL)
+        let result = err.withUnsafeMutableBufferPointer { errBuf in
+            // SAFETY: device is live (its PCIConfigDevice owner is); errBuf is live for the call.
+            svmm_pci_find_cap(device, UInt32(id), type, errBuf.baseAddress, Int32(errBuf.count))
+        }
+        if result < 0 { throw .config(address: label, message: cString(err)) }
+        return result == 0 ? nil : Int(result)
+    }
+}
+
 func cString(_ buf: [CChar]) -> String {
     String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

@@ -16,7 +16,7 @@ public final class PCIConfigDevice {
 
     deinit {
         // SAFETY: device came from pci_get_dev on access.handle, which self keeps alive, and is freed once.
-        pci_free_dev(device)
+        PCIAccess.freeDevice(device)
     }
 
     static func label(domain: UInt32, bus: UInt8, device: UInt8, function: UInt8) -> String {
@@ -31,33 +31,12 @@ public final class PCIConfigDevice {
     /// Reads `count` bytes of config space at `offset`; nil when the read fails (short or unreadable file).
     public func read(offset: Int, count: Int) throws(LibPCIError) -> [UInt8]? {
         guard offset >= 0, count > 0, offset + count <= 4096 else { return nil }
-        var bytes = [UInt8](repeating: 0, count: count)
-        var err = [CChar](repeating: 0, count: 256)
-        let result = bytes.withUnsafeMutableBufferPointer { out in
-            err.withUnsafeMutableBufferPointer { errBuf in
-                // SAFETY: out holds exactly `count` bytes and libpci writes at most `count`;
-                // device is live (owned by self), errBuf is live for the call.
-                svmm_pci_read_config(device, Int32(offset), out.baseAddress, Int32(count),
-                                     errBuf.baseAddress, Int32(errBuf.count))
-            }
-        }
-        switch result {
-        case 1: return bytes
-        case 0: return nil
-        default: throw .config(address: label, message: cString(err))
-        }
+        return try PCIAccess.readConfig(device, label: label, offset: offset, count: count)
     }
 
     /// Config-space offset of a capability, or nil when the function does not have it.
     public func capabilityOffset(_ id: UInt16, extended: Bool) throws(LibPCIError) -> Int? {
-        var err = [CChar](repeating: 0, count: 256)
-        let type = UInt32(extended ? PCI_CAP_EXTENDED : PCI_CAP_NORMAL)
-        let result = err.withUnsafeMutableBufferPointer { errBuf in
-            // SAFETY: device is live (owned by self); errBuf is live for the call.
-            svmm_pci_find_cap(device, UInt32(id), type, errBuf.baseAddress, Int32(errBuf.count))
-        }
-        if result < 0 { throw .config(address: label, message: cString(err)) }
-        return result == 0 ? nil : Int(result)
+        return try PCIAccess.findCapability(device, label: label, id: id, extended: extended)
     }
 
     /// The capabilities svmm's preflight needs, decoded from config space.
