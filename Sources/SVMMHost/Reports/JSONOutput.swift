@@ -4,13 +4,13 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The JSON encoding every report uses: pretty-printed, keys in declaration order, UTF-8.
+/// The JSON encoding every report uses: pretty-printed, keys sorted (deterministic output), UTF-8.
 public enum JSONOutput {
     public static let schemaVersion = 1
 
     public static func encode<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try encoder.encode(value)
         return String(decoding: data, as: UTF8.self)
     }
