@@ -52,7 +52,9 @@ public struct USBInventory: Sendable {
                 devices[index].sysfsName = udev.sysname
                 devices[index].idPath = udev.properties["ID_PATH"]
                 devices[index].interfaces = interfaces
-                    .filter { $0.sysname.hasPrefix(udev.sysname + ":") }
+                    // Interfaces are named after the port path, also for root
+                    // hubs (usb1 → 1-0:1.0).
+                    .filter { $0.sysname.hasPrefix(devices[index].portPath + ":") }
                     .map { USBHostDevice.InterfaceBinding(name: $0.sysname, driver: $0.driver) }
                     .sorted { $0.name < $1.name }
             }
