@@ -9,6 +9,8 @@ public final class USBContext {
 
     public init() throws(USBHostError) {
         var context: OpaquePointer?
+        // SAFETY: libusb_init writes one pointer through the address of a
+        // local optional that outlives the call.
         let rc = libusb_init(&context)
         guard rc == 0, let context else {
             throw .libusb(operation: "libusb_init", code: rc == 0 ? LIBUSB_ERROR_OTHER.rawValue : rc, node: nil)
@@ -27,6 +29,8 @@ public final class USBContext {
     /// referenced with libusb_ref_device first.
     func withDeviceList<T>(_ body: ([OpaquePointer]) throws(USBHostError) -> T) throws(USBHostError) -> T {
         var list: UnsafeMutablePointer<OpaquePointer?>?
+        // SAFETY: libusb_get_device_list stores one pointer through the
+        // address of the local `list`, which outlives the call.
         let count = libusb_get_device_list(handle, &list)
         guard count >= 0, let list else {
             throw .libusb(operation: "libusb_get_device_list", code: Int32(truncatingIfNeeded: count), node: nil)

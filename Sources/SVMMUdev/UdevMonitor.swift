@@ -80,6 +80,8 @@ public final class UdevMonitor {
             let (seconds, attoseconds) = remaining.components
             let millis = min(Int64(Int32.max), seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1)
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            // SAFETY: `pfd` is one initialised pollfd on the stack, matching
+            // nfds = 1; the monitor (and so its fd) is alive for the call.
             let ready = poll(&pfd, 1, Int32(millis))
             if ready < 0 {
                 if errno == EINTR { continue }

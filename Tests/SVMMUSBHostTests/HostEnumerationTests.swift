@@ -27,6 +27,8 @@ enum Host {
         guard let file = fopen(path, "r") else { return nil }
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 4096)
+        // SAFETY: fgets writes at most buffer.count bytes, NUL included, into
+        // the array it was given with that length.
         guard fgets(&buffer, Int32(buffer.count), file) != nil else { return nil }
         let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return text.trimmingTrailingNewlines()
