@@ -705,7 +705,8 @@ class Lab:
             return f"kernel panic: {panic[:200]}"
         if rc in (124, 137):
             where = "while running the scenario" if began else "before the scenario started (boot or /init stuck)"
-            last = next((l.strip() for l in reversed(console) if l.strip()), "(no console output)")
+            last = next((l.strip() for l in reversed(console)
+                         if l.strip() and not l.startswith("qemu-system-x86_64:")), "(no console output)")
             return f"timeout after {timeout}s {where}; last console line: {last[:160]}"
         if not began:
             return f"the scenario never started (qemu exit {rc}); see console.log"

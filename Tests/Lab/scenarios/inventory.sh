@@ -8,13 +8,15 @@
 W=/tmp/inventory
 mkdir -p $W
 
-# --- truth: one line per PCI function: address vendor device class driver group boot_vga
+# --- truth: one line per PCI function:
+#     address vendor device class driver group boot_vga header_type (config byte 0x0e)
 for d in /sys/bus/pci/devices/*; do
   a=${d##*/}
   drv=none; [ -L "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
   grp=none; [ -L "$d/iommu_group" ] && grp=$(basename "$(readlink "$d/iommu_group")")
   bv=-; [ -f "$d/boot_vga" ] && bv=$(cat "$d/boot_vga")
-  echo "$a $(cat "$d/vendor") $(cat "$d/device") $(cat "$d/class") $drv $grp $bv"
+  ht=$(dd if="$d/config" bs=1 skip=14 count=1 2>/dev/null | od -An -tx1 | tr -d ' ')
+  echo "$a $(cat "$d/vendor") $(cat "$d/device") $(cat "$d/class") $drv $grp $bv ${ht:-??}"
 done >$W/truth-pci.txt
 # --- truth: groups as the kernel lists them
 for g in /sys/kernel/iommu_groups/*; do
