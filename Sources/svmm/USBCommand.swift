@@ -168,7 +168,7 @@ struct USBCommand: ParsableCommand {
         _ configurations: [(USBConfigurationDescriptor, [UInt8])], superSpeed: Bool
     ) {
         let name = [device.manufacturer, device.product].compactMap { $0 }.joined(separator: " ")
-        print("\(device.portPath)  bus \(device.busNumber) address \(device.deviceAddress)  \(d.usbVersionText == "" ? "" : "USB \(d.usbVersionText)")  \(device.speed.rawValue) speed")
+        print("\(device.portPath)  bus \(device.busNumber) address \(device.deviceAddress)  USB \(d.usbVersionText)  \(device.speed.rawValue) speed")
         print("  \(hex4(d.vendorID)):\(hex4(d.productID))  \(name.isEmpty ? "(no name)" : name)  serial \(device.serial ?? "-")")
         print("Device descriptor:")
         print("  bcdUSB             \(d.usbVersionText)")
