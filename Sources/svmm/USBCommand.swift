@@ -1,5 +1,12 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // JSONEncoder without full Foundation's ICU data (keeps the binary small)
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
 import SVMMUSBHost
 
 /// `svmm usb …`: host USB devices through libusb (plus udev for sysfs names
@@ -122,7 +129,7 @@ struct USBCommand: ParsableCommand {
 
     /// Prints one `svmm:` line on stderr and returns exit status 1 to throw.
     static func fail(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("svmm: \(message)\n".utf8))
+        writeStandardError("svmm: \(message)\n")
         return ExitCode(1)
     }
 
@@ -140,7 +147,7 @@ struct USBCommand: ParsableCommand {
         }
         for row in rows {
             let cells = row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                i == row.count - 1 ? cell : cell + String(repeating: " ", count: max(0, widths[i] - cell.count))
             }
             print(cells.joined(separator: "  "))
         }

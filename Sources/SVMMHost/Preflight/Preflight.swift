@@ -227,7 +227,7 @@ public final class Preflight {
         let ifaces = usage.netDevices[f.address] ?? []
         if uses.isEmpty {
             return CheckResult(.inUseNetwork, .pass, ifaces.isEmpty ? "no network interfaces below \(f.address)"
-                                   : "\(ifaces.joined(separator: ", ")) carry no routes or addresses")
+                                   : "\(ifaces.joined(separator: ", ")) \(ifaces.count == 1 ? "carries" : "carry") no routes or addresses")
         }
         let names = Array(Set(uses.map(\.interface))).sorted()
         let hasDefault = uses.contains { $0.kind == .defaultRoute }
