@@ -5,6 +5,8 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
-        subcommands: []
+        subcommands: [
+            VFIOCommand.self,
+        ]
     )
 }
