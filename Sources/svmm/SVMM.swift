@@ -5,8 +5,6 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
-        subcommands: [
-            VFIOCommand.self,
-        ]
+        subcommands: [ListCommand.self, GroupsCommand.self, CheckCommand.self, VFIOCommand.self]
     )
 }

@@ -1,1 +1,0 @@
-// SVMMHost: host inventory, IOMMU groups and preflight checks, read through a relocatable root.

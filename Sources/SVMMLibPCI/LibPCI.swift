@@ -1,2 +1,0 @@
-// SVMMLibPCI: the only module that talks to libpci.
-import CLibPCI
