@@ -54,11 +54,8 @@ struct VFIOCommand: ParsableCommand {
         @Option(name: .customLong("dma-size"), help: "Size of the DMA test buffer (e.g. 2M, 64M).")
         var dmaSize = ByteSize(bytes: 2 << 20)
 
-        @Option(help: "Root of the host tree for /sys and /dev (env SVMM_ROOT).")
-        var root: String = ProcessInfo.processInfo.environment["SVMM_ROOT"] ?? "/"
-
-        @Flag(help: "Print a JSON report (schemaVersion 1).")
-        var json = false
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var output: OutputOptions
 
         func validate() throws {
             guard PCIAddressSyntax.canonical(address) != nil else {
@@ -68,10 +65,11 @@ struct VFIOCommand: ParsableCommand {
 
         func run() throws {
             let canonical = PCIAddressSyntax.canonical(address) ?? address
+            let root = global.rootPath
             let base = root.hasSuffix("/") ? String(root.dropLast()) : root
             let report = VFIOProbe.run(
                 address: canonical, dmaSize: dmaSize.bytes, sysRoot: root, devRoot: base + "/dev")
-            if json {
+            if output.json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
                 let data = try encoder.encode(report)
