@@ -16,6 +16,10 @@ struct VFIOCommand: ParsableCommand {
 
         init(bytes: UInt64) { self.bytes = bytes }
 
+        var defaultValueDescription: String {
+            bytes % (1 << 20) == 0 ? "\(bytes >> 20)M" : "\(bytes)"
+        }
+
         init?(argument: String) {
             let text = argument.trimmingCharacters(in: .whitespaces).uppercased()
             let units: [(String, UInt64)] = [
