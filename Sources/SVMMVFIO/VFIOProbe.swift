@@ -155,8 +155,17 @@ public enum VFIOProbe {
 
             step("region info")
             var regions: [VFIORegionInfo] = []
+            var absent: [String] = []
             for index in 0..<info.numRegions {
-                let region = try device.regionInfo(index)
+                let region: VFIORegionInfo
+                do throws(VFIOError) {
+                    region = try device.regionInfo(index)
+                } catch .failed(.getRegionInfo, .invalidArgument) where index == VFIOPCIRegion.vga.rawValue {
+                    // vfio-pci counts the VGA region in num_regions but answers EINVAL for it on a
+                    // device without legacy VGA ranges (seen on the lab's e1000e, kernel 6.1).
+                    absent.append("VGA")
+                    continue
+                }
                 regions.append(region)
                 report.regionInfo.append(
                     .init(
@@ -164,7 +173,10 @@ public enum VFIOProbe {
                         size: region.size, offset: region.offset, flags: names(region.flags),
                         sparseAreas: region.sparseAreas?.map { [$0.offset, $0.size] }))
             }
-            done(regions.filter { $0.size > 0 }.map { "\(VFIOPCIRegion(rawValue: $0.index)?.description ?? "region\($0.index)") \($0.size)" }.joined(separator: ", "))
+            let present = regions.filter { $0.size > 0 }.map {
+                "\(VFIOPCIRegion(rawValue: $0.index)?.description ?? "region\($0.index)") \($0.size)"
+            }
+            done((present + absent.map { "no \($0)" }).joined(separator: ", "))
 
             step("IRQ info")
             var irqDetails: [String] = []

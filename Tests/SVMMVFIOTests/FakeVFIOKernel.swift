@@ -32,7 +32,10 @@ final class FakeVFIOKernel: Sendable {
         /// Overrides what the kernel puts in cap_offset / argsz (to play a malicious kernel).
         var iommuCapOffsetOverride: UInt32?
         var iommuArgszOverride: UInt32?
+        /// Regions the fake answers for; an index below `numRegions` missing here gets EINVAL,
+        /// as vfio-pci does for the VGA region of a device without VGA.
         var regions: [UInt32: Region] = FakeVFIOKernel.e1000eRegions()
+        var numRegions: UInt32 = 9
         var irqCounts: [UInt32] = [1, 1, 5, 1, 1]
         var config: [UInt8] = FakeVFIOKernel.configSpace(vendor: 0x8086, device: 0x10d3)
         /// The unmap ioctl reports this many bytes fewer than were asked.
@@ -78,7 +81,7 @@ final class FakeVFIOKernel: Sendable {
             2: Region(flags: rw, size: 0x20),
             3: Region(flags: rw | mmap, size: 0x4000),
             4: Region(flags: 0, size: 0), 5: Region(flags: 0, size: 0), 6: Region(flags: 0, size: 0),
-            7: Region(flags: rw, size: 0x1000), 8: Region(flags: 0, size: 0),
+            7: Region(flags: rw, size: 0x1000),
         ]
     }
 
@@ -275,7 +278,7 @@ final class FakeVFIOKernel: Sendable {
             guard argsz >= 16 else { throw .invalidArgument }
             argument.storeBytes(
                 of: UInt32(VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET), toByteOffset: 4, as: UInt32.self)
-            argument.storeBytes(of: UInt32(config.regions.count), toByteOffset: 8, as: UInt32.self)
+            argument.storeBytes(of: config.numRegions, toByteOffset: 8, as: UInt32.self)
             argument.storeBytes(of: UInt32(config.irqCounts.count), toByteOffset: 12, as: UInt32.self)
             return 0
         case (.device, svmm_VFIO_DEVICE_GET_REGION_INFO()):

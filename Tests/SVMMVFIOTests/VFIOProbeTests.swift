@@ -59,7 +59,8 @@ import Testing
         #expect(report.bar == .init(index: 0, size: 0x20000, mappedOffset: 0, mappedSize: 0x20000, register0: "0x00140241"))
         #expect(report.dma == .init(size: 64 << 20, iova: "0x0", unmapped: 64 << 20))
         #expect(report.iommu?.iovaRanges == ["0x0-0xfedfffff", "0xfef00000-0xffffffffffff"])
-        #expect(report.regionInfo.map(\.size) == [0x20000, 0x20000, 0x20, 0x4000, 0, 0, 0, 0x1000, 0])
+        #expect(report.regionInfo.map(\.size) == [0x20000, 0x20000, 0x20, 0x4000, 0, 0, 0, 0x1000])
+        #expect(report.steps.first { $0.name == "region info" }?.detail.hasSuffix("no VGA") == true)
         #expect(report.irqInfo.map(\.count) == [1, 1, 5, 1, 1])
         #expect(report.iommufd.available == false && report.iommufd.reason?.contains("/fake/dev/iommu") == true)
         #expect(report.steps.map(\.name) == [
@@ -112,6 +113,18 @@ import Testing
         #expect(report.steps.last?.name == "DMA unmap" && report.steps.last?.ok == false)
         #expect(report.error?.contains("unmapped 2093056 bytes, expected 2097152") == true)
         #expect(report.dma == nil)
+    }
+
+    @Test func otherRegionsAnsweringEINVALStillFail() throws {
+        let fixture = try Fixture("desktop-gpu")
+        defer { fixture.remove() }
+        var config = fakeConfig()
+        config.regions[3] = nil
+        let (report, _, _) = withFakeKernel(config) { _ in
+            VFIOProbe.run(address: "0000:02:00.0", dmaSize: 2 << 20, sysRoot: fixture.root, devRoot: "/fake/dev")
+        }
+        #expect(report.steps.last?.name == "region info" && report.steps.last?.ok == false)
+        #expect(report.error?.contains("VFIO_DEVICE_GET_REGION_INFO(3)") == true)
     }
 
     @Test func unalignedDMASizeIsRefusedBeforeMapping() throws {
