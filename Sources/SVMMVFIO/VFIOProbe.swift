@@ -181,8 +181,17 @@ public enum VFIOProbe {
             step("IRQ info")
             var irqDetails: [String] = []
             for index in 0..<info.numIRQs {
-                let irq = try device.irqInfo(index)
                 let name = VFIOPCIIRQ(rawValue: index)?.description ?? "irq\(index)"
+                let irq: VFIOIRQInfo
+                do throws(VFIOError) {
+                    irq = try device.irqInfo(index)
+                } catch .failed(.getIRQInfo, .invalidArgument) where index == VFIOPCIIRQ.error.rawValue {
+                    // vfio-pci answers EINVAL for the error IRQ of a conventional PCI device (no
+                    // AER without PCIe; seen on the lab's e1000): it offers zero of them.
+                    irqDetails.append("\(name) 0")
+                    report.irqInfo.append(.init(index: index, name: name, count: 0, flags: []))
+                    continue
+                }
                 irqDetails.append("\(name) \(irq.count)")
                 report.irqInfo.append(.init(index: index, name: name, count: irq.count, flags: names(irq.flags)))
             }

@@ -37,6 +37,8 @@ final class FakeVFIOKernel: Sendable {
         var regions: [UInt32: Region] = FakeVFIOKernel.e1000eRegions()
         var numRegions: UInt32 = 9
         var irqCounts: [UInt32] = [1, 1, 5, 1, 1]
+        /// IRQ indexes answered with EINVAL (vfio-pci: ERR on a conventional PCI device).
+        var irqInvalid: Set<UInt32> = []
         var config: [UInt8] = FakeVFIOKernel.configSpace(vendor: 0x8086, device: 0x10d3)
         /// The unmap ioctl reports this many bytes fewer than were asked.
         var unmapShortBy: UInt64 = 0
@@ -309,7 +311,9 @@ final class FakeVFIOKernel: Sendable {
         case (.device, svmm_VFIO_DEVICE_GET_IRQ_INFO()):
             guard argsz >= 16 else { throw .invalidArgument }
             let index = argument.load(fromByteOffset: 8, as: UInt32.self)
-            guard Int(index) < config.irqCounts.count else { throw .invalidArgument }
+            guard Int(index) < config.irqCounts.count, !config.irqInvalid.contains(index) else {
+                throw .invalidArgument
+            }
             argument.storeBytes(of: UInt32(VFIO_IRQ_INFO_EVENTFD), toByteOffset: 4, as: UInt32.self)
             argument.storeBytes(of: config.irqCounts[Int(index)], toByteOffset: 12, as: UInt32.self)
             return 0

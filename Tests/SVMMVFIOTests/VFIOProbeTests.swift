@@ -115,6 +115,25 @@ import Testing
         #expect(report.dma == nil)
     }
 
+    @Test func conventionalPCIDeviceWithoutErrorIRQ() throws {
+        let fixture = try Fixture("desktop-gpu")
+        defer { fixture.remove() }
+        var config = fakeConfig()
+        config.irqCounts = [1, 0, 0, 0, 1]
+        config.irqInvalid = [3]
+        let (report, _, _) = withFakeKernel(config) { _ in
+            VFIOProbe.run(address: "0000:02:00.0", dmaSize: 2 << 20, sysRoot: fixture.root, devRoot: "/fake/dev")
+        }
+        #expect(report.ok, "\(report.steps)")
+        #expect(report.irqInfo.map(\.count) == [1, 0, 0, 0, 1])
+
+        config.irqInvalid = [2]  // EINVAL anywhere else is still an error
+        let (broken, _, _) = withFakeKernel(config) { _ in
+            VFIOProbe.run(address: "0000:02:00.0", dmaSize: 2 << 20, sysRoot: fixture.root, devRoot: "/fake/dev")
+        }
+        #expect(broken.steps.last?.name == "IRQ info" && broken.steps.last?.ok == false)
+    }
+
     @Test func otherRegionsAnsweringEINVALStillFail() throws {
         let fixture = try Fixture("desktop-gpu")
         defer { fixture.remove() }
