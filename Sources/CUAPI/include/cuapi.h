@@ -10,6 +10,9 @@
 #include <linux/vfio.h>
 #include <linux/usbdevice_fs.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <stdint.h>
 #include <errno.h>
 
 // ---- VFIO container fd (/dev/vfio/vfio) ----
@@ -78,5 +81,47 @@ static inline long svmm_ioctl_int(int fd, unsigned long request, unsigned long a
     long r = ioctl(fd, request, arg);
     return r < 0 ? -(long)errno : r;
 }
+
+// iommufd: Debian 12's kernel headers (6.1) have no <linux/iommufd.h>. The backend probe reports
+// whether this build could even speak iommufd, so it never pretends to.
+#if __has_include(<linux/iommufd.h>)
+static inline int svmm_have_iommufd_header(void) { return 1; }
+#else
+static inline int svmm_have_iommufd_header(void) { return 0; }
+#endif
+
+// struct vfio_iommu_type1_dma_unmap ends in a flexible array (`__u8 data[]`, for the dirty bitmap),
+// which Swift imports as a non-BitwiseCopyable type. svmm never sends a bitmap, so it uses this
+// fixed-size twin; the asserts keep it identical to the kernel's layout.
+struct svmm_vfio_dma_unmap {
+    __u32 argsz;
+    __u32 flags;
+    __u64 iova;
+    __u64 size;
+};
+_Static_assert(sizeof(struct svmm_vfio_dma_unmap) == sizeof(struct vfio_iommu_type1_dma_unmap), "dma_unmap size");
+_Static_assert(__builtin_offsetof(struct svmm_vfio_dma_unmap, iova) == __builtin_offsetof(struct vfio_iommu_type1_dma_unmap, iova), "iova");
+_Static_assert(__builtin_offsetof(struct svmm_vfio_dma_unmap, size) == __builtin_offsetof(struct vfio_iommu_type1_dma_unmap, size), "size");
+
+// eventfd(2): returns the fd, or -errno.
+static inline int svmm_eventfd(unsigned int initval, int flags) {
+    int r = eventfd(initval, flags);
+    return r < 0 ? -errno : r;
+}
+static inline int svmm_EFD_CLOEXEC(void) { return EFD_CLOEXEC; }
+static inline int svmm_EFD_NONBLOCK(void) { return EFD_NONBLOCK; }
+static inline int svmm_EFD_SEMAPHORE(void) { return EFD_SEMAPHORE; }
+
+// Single, naturally aligned, volatile accesses for device memory (BARs, kvm_run): Swift has no
+// volatile, and a plain load may be split, merged or elided by the optimizer. Callers bounds-check
+// and alignment-check the address first (MappedRegion does).
+static inline uint8_t svmm_mmio_read8(const void *p) { return *(const volatile uint8_t *)p; }
+static inline uint16_t svmm_mmio_read16(const void *p) { return *(const volatile uint16_t *)p; }
+static inline uint32_t svmm_mmio_read32(const void *p) { return *(const volatile uint32_t *)p; }
+static inline uint64_t svmm_mmio_read64(const void *p) { return *(const volatile uint64_t *)p; }
+static inline void svmm_mmio_write8(void *p, uint8_t v) { *(volatile uint8_t *)p = v; }
+static inline void svmm_mmio_write16(void *p, uint16_t v) { *(volatile uint16_t *)p = v; }
+static inline void svmm_mmio_write32(void *p, uint32_t v) { *(volatile uint32_t *)p = v; }
+static inline void svmm_mmio_write64(void *p, uint64_t v) { *(volatile uint64_t *)p = v; }
 
 #endif

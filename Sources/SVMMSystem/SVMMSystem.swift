@@ -1,1 +1,0 @@
-// SVMMSystem: the system layer (errno, fd owners, mmap owners, the syscall funnel).

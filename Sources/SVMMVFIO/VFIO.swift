@@ -1,1 +1,0 @@
-// SVMMVFIO: VFIO container, group and device owners.
