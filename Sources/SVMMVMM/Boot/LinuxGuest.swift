@@ -62,6 +62,8 @@ public enum LinuxGuest {
         do {
             let memory = machine.memory
             try configuration.kernel.withUnsafeBytes { bytes in
+                // SAFETY: BzImage checked kernelOffset < file size; the slice is a view of the array's
+                // own bytes for the duration of the copy.
                 try memory.write(UnsafeRawBufferPointer(rebasing: bytes[kernel.kernelOffset...]), at: GuestAddress(plan.kernelAddress))
             }
             if let initrd = configuration.initrd, let placement = plan.initrd {
