@@ -5,6 +5,11 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
-        subcommands: [ListCommand.self, GroupsCommand.self, CheckCommand.self]
+        subcommands: [
+            ListCommand.self,
+            GroupsCommand.self,
+            CheckCommand.self,
+            USBCommand.self,
+        ]
     )
 }
