@@ -10,6 +10,7 @@ struct SVMM: ParsableCommand {
             GroupsCommand.self,
             CheckCommand.self,
             USBCommand.self,
+            BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self,
         ]
     )
 }
