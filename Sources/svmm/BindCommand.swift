@@ -76,7 +76,7 @@ struct BindCommand: ParsableCommand {
         try BindingOptions.confirm("move \(plan.moves.map(\.address.description).joined(separator: " ")) to vfio-pci?", yes: yes)
         let writer = try binding.writer(root, command: "bind")
         let journal = try binding.openJournal(root)
-        let ledger = Ledger.replay(journal.records)
+        let ledger = Ledger.replay(journal.records, currentBoot: Binder.bootID(root))
         if !ledger.unfinished.isEmpty {
             let open = ledger.unfinished.map(\.address.description).joined(separator: " ")
             let error = BindError.journal("an earlier run was interrupted (\(open)); run svmm restore first")

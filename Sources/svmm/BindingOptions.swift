@@ -31,7 +31,7 @@ struct BindingOptions: ParsableArguments {
             throw BindFailure(error)
         }
         for w in contents.warnings { root.logger.warning("\(w)") }
-        return (Ledger.replay(contents.records), j)
+        return (Ledger.replay(contents.records, currentBoot: Binder.bootID(root)), j)
     }
 
     /// The writer for this root: refuses to write the live kernel unless every condition holds.

@@ -51,7 +51,7 @@ struct StatusCommand: ParsableCommand {
         print("journal: \(journal.path)")
         for r in rows {
             let e = r.entry
-            let flag = e.unfinished ? " UNFINISHED (run svmm restore)" : ""
+            let flag = e.stale ? " STALE (bound in an earlier boot; svmm restore closes it)" : e.unfinished ? " UNFINISHED (run svmm restore)" : ""
             print("\(e.address)  \(e.state.rawValue)\(flag)  now \(r.driver ?? "unbound"), was \(e.originalDriver ?? "unbound") (override \(e.originalOverride ?? "unset"))  since \(BindingTime.format(e.since))  by \(e.command): \(e.reason)")
             if !e.allowed.isEmpty {
                 print("    acknowledged: " + e.allowed.map { "\($0.id.rawValue) (\($0.reason))" }.joined(separator: "; "))

@@ -41,14 +41,23 @@ final class UdevDriverWaiter: DriverWaiter {
             let clock = ContinuousClock()
             let deadline = clock.now.advanced(by: timeout)
             let name = address.description
+            var events = 0
             while true {
                 let seen = DriverState.driver(root, address)
-                if seen == driver { return seen }
+                if seen == driver {
+                    root.logger.debug("\(name): driver \(driver) seen after \(events) uevent(s)")
+                    return seen
+                }
                 let left = clock.now.duration(to: deadline)
                 if left <= .zero { return seen }
                 do {
                     let event = try monitor.next(timeout: left) { $0.sysname == name && ($0.action == "bind" || $0.action == "unbind") }
-                    if event == nil { return DriverState.driver(root, address) }
+                    guard let event else {
+                        root.logger.debug("\(name): no bind uevent within the timeout")
+                        return DriverState.driver(root, address)
+                    }
+                    events += 1
+                    root.logger.debug("\(name): uevent \(event.action ?? "?") driver=\(event.driver ?? "none")")
                 } catch {
                     root.logger.warning("\(error); re-reading the driver link")
                     return polling.prepare(address).wait(for: driver, timeout: clock.now.duration(to: deadline))

@@ -50,7 +50,7 @@ enum ReleaseRun {
         let writer = try binding.writer(root, command: command)
         let journal = try binding.openJournal(root)
         // Re-read under the lock: another run may have released some meanwhile.
-        let ledger = Ledger.replay(journal.records)
+        let ledger = Ledger.replay(journal.records, currentBoot: Binder.bootID(root))
         let entries = wanted.compactMap { ledger.entry($0.address) }
         let binder = binding.binder(root, writer: writer, journal: journal)
         do {

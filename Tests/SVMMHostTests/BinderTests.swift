@@ -167,3 +167,24 @@ import Testing
         #expect(overrideWrites == ["vfio-pci", "e1000", ""])
     }
 }
+
+@Suite struct StaleBootTests {
+    @Test func entriesFromAnEarlierBootAreClosedWithoutWriting() throws {
+        let h = try SimulatedHost()
+        let bootFile = h.path + "/proc/sys/kernel/random/boot_id"
+        try FileManager.default.createDirectory(atPath: h.path + "/proc/sys/kernel/random", withIntermediateDirectories: true)
+        try "1111-boot-a\n".write(toFile: bootFile, atomically: true, encoding: .utf8)
+        try h.binder().bind(try h.plan(["0000:05:01.0"], group: true))
+        #expect(Ledger.replay(try h.journal.load().records, currentBoot: "1111-boot-a").held.count == 2)
+        // "Reboot": a new boot_id. The kernel has forgotten the binding; the ledger must too.
+        try "2222-boot-b\n".write(toFile: bootFile, atomically: true, encoding: .utf8)
+        let b = try h.binder()
+        #expect(b.bootID == "2222-boot-b")
+        let ledger = b.ledger
+        #expect(ledger.entries.allSatisfy { $0.stale && $0.unfinished })
+        let writes = h.kernel.writes.count
+        try b.release(ledger.unfinished, command: "restore")
+        #expect(h.kernel.writes.count == writes)
+        #expect(b.ledger.entries.isEmpty)
+    }
+}

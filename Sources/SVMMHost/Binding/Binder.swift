@@ -34,9 +34,19 @@ public final class Binder {
         self.waiter = waiter
         self.timeout = timeout
         self.afterStep = afterStep
+        self.bootID = Binder.bootID(root)
     }
 
-    public var ledger: Ledger { Ledger.replay(journal.records) }
+    /// The kernel's boot_id (journaled with each transaction), nil where the root has none.
+    public var bootID: String?
+
+    public var ledger: Ledger { Ledger.replay(journal.records, currentBoot: bootID) }
+
+    /// Reads /proc/sys/kernel/random/boot_id below the root.
+    public static func bootID(_ root: HostRoot) -> String? {
+        guard let id = root.attribute("proc/sys/kernel/random/boot_id"), !id.isEmpty else { return nil }
+        return id
+    }
 
     // MARK: - Bind
 
@@ -46,7 +56,7 @@ public final class Binder {
         guard !plan.refused else { throw .refused(plan.refusals) }
         let txn = Binder.newTransactionID()
         try journal.append(JournalRecord(kind: .txnBegin, txn: txn, command: command, addresses: plan.moves.map(\.address),
-                                         allowed: plan.acknowledged))
+                                         allowed: plan.acknowledged, boot: bootID))
         var done: [BindPlan.Move] = []
         for move in plan.moves {
             var journaled = false
@@ -128,9 +138,17 @@ public final class Binder {
     public func release(_ entries: [Ledger.Entry], command: String) throws(BindError) {
         guard !entries.isEmpty else { return }
         let txn = Binder.newTransactionID()
-        try journal.append(JournalRecord(kind: .txnBegin, txn: txn, command: command, addresses: entries.map(\.address)))
+        try journal.append(JournalRecord(kind: .txnBegin, txn: txn, command: command, addresses: entries.map(\.address), boot: bootID))
         var errors: [String] = []
         for e in entries.sorted(by: { $0.address > $1.address }) {
+            if e.stale {
+                // Bound in an earlier boot: the reboot returned it (and reset driver_override).
+                try journal.append(JournalRecord(kind: .release, txn: txn, address: e.address, step: step + 1))
+                try journal.append(JournalRecord(kind: .released, txn: txn, address: e.address,
+                                                 error: "bound in an earlier boot (\(e.boot ?? "?")); the reboot returned it, nothing written"))
+                log.append("\(e.address): bound in an earlier boot; closing its journal entry without writing")
+                continue
+            }
             do {
                 try releaseOne(address: e.address, originalDriver: e.originalDriver, originalOverride: e.originalOverride, txn: txn)
             } catch {

@@ -37,10 +37,12 @@ public struct JournalRecord: Codable, Sendable, Equatable {
     public var step: Int?
     public var allowed: [CheckRefusal]?
     public var error: String?
+    /// The kernel's boot_id when the transaction began (txn-begin): bindings do not survive a reboot.
+    public var boot: String?
 
     public init(kind: Kind, txn: String, seq: Int = 0, time: Int64 = 0, command: String? = nil, address: PCIAddress? = nil,
                 addresses: [PCIAddress]? = nil, originalDriver: String? = nil, originalOverride: String? = nil,
-                target: String? = nil, reason: String? = nil, step: Int? = nil, allowed: [CheckRefusal]? = nil, error: String? = nil) {
+                target: String? = nil, reason: String? = nil, step: Int? = nil, allowed: [CheckRefusal]? = nil, error: String? = nil, boot: String? = nil) {
         self.seq = seq
         self.time = time
         self.kind = kind
@@ -55,5 +57,6 @@ public struct JournalRecord: Codable, Sendable, Equatable {
         self.step = step
         self.allowed = allowed
         self.error = error
+        self.boot = boot
     }
 }

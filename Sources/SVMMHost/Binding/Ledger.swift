@@ -29,12 +29,16 @@ public struct Ledger: Sendable {
         public var state: State
         /// Checks acknowledged with --allow for its transaction.
         public var allowed: [CheckRefusal]
+        /// boot_id of the boot it was bound in (nil when unknown).
+        public var boot: String?
+        /// Bound in an earlier boot: the reboot already returned it, so restoring it writes nothing.
+        public var stale: Bool
 
-        /// Unfinished: its writes may be half done, or its transaction never committed.
-        public var unfinished: Bool { state != .held || txnState != .committed }
+        /// Unfinished: its writes may be half done, its transaction never committed, or it is stale.
+        public var unfinished: Bool { state != .held || txnState != .committed || stale }
 
         enum CodingKeys: String, CodingKey {
-            case address, originalDriver, originalOverride, target, txn, txnState, command, reason, since, state, allowed, unfinished
+            case address, originalDriver, originalOverride, target, txn, txnState, command, reason, since, state, allowed, boot, stale, unfinished
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -50,6 +54,8 @@ public struct Ledger: Sendable {
             try c.encode(since, forKey: .since)
             try c.encode(state, forKey: .state)
             try c.encode(allowed, forKey: .allowed)
+            try c.encode(boot, forKey: .boot)
+            try c.encode(stale, forKey: .stale)
             try c.encode(unfinished, forKey: .unfinished)
         }
 
@@ -66,10 +72,13 @@ public struct Ledger: Sendable {
             since = try c.decode(Int64.self, forKey: .since)
             state = try c.decode(State.self, forKey: .state)
             allowed = try c.decode([CheckRefusal].self, forKey: .allowed)
+            boot = try c.decodeIfPresent(String.self, forKey: .boot)
+            stale = try c.decodeIfPresent(Bool.self, forKey: .stale) ?? false
         }
 
         init(address: PCIAddress, originalDriver: String?, originalOverride: String?, target: String, txn: String,
-             txnState: TransactionState, command: String, reason: String, since: Int64, state: State, allowed: [CheckRefusal]) {
+             txnState: TransactionState, command: String, reason: String, since: Int64, state: State, allowed: [CheckRefusal],
+             boot: String?, stale: Bool = false) {
             self.address = address
             self.originalDriver = originalDriver
             self.originalOverride = originalOverride
@@ -81,6 +90,8 @@ public struct Ledger: Sendable {
             self.since = since
             self.state = state
             self.allowed = allowed
+            self.boot = boot
+            self.stale = stale
         }
     }
 
@@ -92,14 +103,15 @@ public struct Ledger: Sendable {
     public var held: [Entry] { entries.filter { !$0.unfinished } }
 
     /// Replays records in order. An entry keeps the original driver of its first `assign`, so a
-    /// device moved twice is still returned to what the host had before svmm.
-    public static func replay(_ records: [JournalRecord]) -> Ledger {
-        var txns: [String: (state: TransactionState, command: String, allowed: [CheckRefusal])] = [:]
+    /// device moved twice is still returned to what the host had before svmm. With `currentBoot`
+    /// (the kernel's boot_id now), entries bound under another boot_id are marked stale.
+    public static func replay(_ records: [JournalRecord], currentBoot: String? = nil) -> Ledger {
+        var txns: [String: (state: TransactionState, command: String, allowed: [CheckRefusal], boot: String?)] = [:]
         var entries: [PCIAddress: Entry] = [:]
         for r in records {
             switch r.kind {
             case .txnBegin:
-                txns[r.txn] = (.open, r.command ?? "bind", r.allowed ?? [])
+                txns[r.txn] = (.open, r.command ?? "bind", r.allowed ?? [], r.boot)
             case .txnCommit:
                 txns[r.txn]?.state = .committed
             case .txnAbort:
@@ -109,13 +121,14 @@ public struct Ledger: Sendable {
                 let t = txns[r.txn]
                 if var e = entries[a] {
                     e.txn = r.txn
+                    e.boot = txns[r.txn]?.boot
                     e.state = .pending
                     e.target = r.target ?? e.target
                     entries[a] = e
                 } else {
                     entries[a] = Entry(address: a, originalDriver: r.originalDriver, originalOverride: r.originalOverride,
                                        target: r.target ?? "vfio-pci", txn: r.txn, txnState: .open, command: t?.command ?? "bind",
-                                       reason: r.reason ?? "", since: r.time, state: .pending, allowed: t?.allowed ?? [])
+                                       reason: r.reason ?? "", since: r.time, state: .pending, allowed: t?.allowed ?? [], boot: t?.boot)
                 }
             case .assigned:
                 if let a = r.address { entries[a]?.state = .held }
@@ -130,6 +143,7 @@ public struct Ledger: Sendable {
         let list = entries.values.map { e -> Entry in
             var e = e
             e.txnState = txns[e.txn]?.state ?? .open
+            if let b = e.boot, let now = currentBoot, b != now { e.stale = true }
             return e
         }
         return Ledger(entries: list.sorted { $0.address < $1.address })

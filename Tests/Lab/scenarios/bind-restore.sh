@@ -32,7 +32,7 @@ check_eq pre-group-not-viable "$(group_viable "$G")" no
 drivermap >$W/map-before.txt
 
 # --- bind --group: both e1000 functions to vfio-pci, the bridge left alone
-svmm bind --group --yes $A >$W/bind.out 2>$W/bind.err
+SVMM_LOG_LEVEL=debug svmm bind --group --yes $A >$W/bind.out 2>$W/bind.err
 check_eq bind-exit $? 0
 check_eq bound-a "$(drv $A)" vfio-pci
 check_eq bound-b "$(drv $B)" vfio-pci
