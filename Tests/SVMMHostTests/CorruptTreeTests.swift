@@ -50,7 +50,7 @@ import Testing
             #expect(r.checks.count == CheckID.allCases.count)
         }
         #expect(try p.check(try PCIAddress.parse("03:00.0")).result(.inUseStorage)?.verdict == .pass)  // mounts unreadable as garbage
-        _ = try JSONOutput.encode(try GroupsReport.build(inv))
+        _ = JSONOutput.encode(try GroupsReport.build(inv))
         _ = ListReport.build(inv, usage: HostUsage.scan(inv), names: DeviceNames(root: inv.root)).renderText()
     }
 

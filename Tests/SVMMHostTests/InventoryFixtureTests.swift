@@ -50,7 +50,7 @@ import Testing
     @Test func groupsReportRoundTripsThroughJSON() throws {
         let inv = try inventory("desktop-gpu")
         let report = try GroupsReport.build(inv)
-        let decoded = try JSONOutput.decode(GroupsReport.self, from: try JSONOutput.encode(report))
+        let decoded = try JSONOutput.decode(GroupsReport.self, from: JSONOutput.encode(report))
         #expect(decoded == report)
         #expect(report.groups.first { $0.id == "9" }?.viable == false)
         #expect(report.groups.first { $0.id == "6" }?.viable == true)
@@ -86,5 +86,32 @@ import Testing
         #expect(DeviceCategory(classCode: 0x060400) == .bridge)
         #expect(DeviceCategory(classCode: 0x0c0500) == .other)
         #expect(DeviceCategory(classCode: nil) == .other)
+    }
+}
+
+@Suite struct ReportJSONTests {
+    @Test func listAndCheckJSONDecodeBackToTheSameReports() throws {
+        let inv = try HostInventory.scan(HostRoot(Fixtures.path("desktop-gpu")))
+        let list = ListReport.build(inv, usage: HostUsage.scan(inv), names: DeviceNames(root: inv.root))
+        #expect(try JSONOutput.decode(ListReport.self, from: JSONOutput.encode(list)) == list)
+        let p = Preflight(inventory: inv, limits: .init(memlockLimit: nil, hasIPCLock: true))
+        let check = CheckReport(devices: try inv.functions.map { try p.check($0.address) })
+        #expect(try JSONOutput.decode(CheckReport.self, from: JSONOutput.encode(check)) == check)
+        #expect(check.verdict == .fail)
+    }
+
+    @Test func stringsAreEscaped() throws {
+        let v = JSONValue.object([("k\"ey", .string("a\\b\n\u{1}é")), ("n", .null), ("list", .array([]))])
+        let text = v.serialized()
+        #expect(text.contains(#""k\"ey": "a\\b\n\u0001é""#))
+        let decoded = try JSONOutput.decode([String: String?].self, from: JSONValue.object([("x", .string("q\"\t"))]).serialized())
+        #expect(decoded["x"] == "q\"\t")
+    }
+
+    @Test func quickAddressPathAgreesWithTheFullParser() throws {
+        for text in ["0000:00:00.0", "0000:ff:1f.7", "10000:e1:00.3", "0001:0a:10.2", "0000:00:20.0", "0000:00:00.8", "0000-00:00.0"] {
+            #expect(PCIAddress(text) == (try? PCIAddress.parse(text)), "\(text)")
+            #expect(PCIAddress(Substring(text)) == (try? PCIAddress.parse(text)), "\(text)")
+        }
     }
 }
