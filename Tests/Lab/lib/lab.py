@@ -250,7 +250,7 @@ class Cpio:
         self._parents(path)
         self.entries.append((path, (0o020000 if char else 0o060000) | mode, b"", major, minor))
 
-    def tree(self, prefix: str, src: Path) -> None:
+    def tree(self, prefix: str, src: Path, skip: set[str] = frozenset()) -> None:
         """Adds a host directory under prefix, keeping symlinks as symlinks."""
         for dirpath, dirnames, filenames in os.walk(src):
             dirnames.sort()
@@ -258,6 +258,8 @@ class Cpio:
             base = prefix.rstrip("/") + ("" if rel == "." else "/" + rel)
             self.dir(base)
             for name in sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                if name in skip:
+                    continue
                 p = Path(dirpath) / name
                 if p.is_symlink():
                     self.symlink(f"{base}/{name}", os.readlink(p))
@@ -289,8 +291,10 @@ def cached_cpio(kind: str, key: str, build) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{kind}-{key}.cpio"
     if not path.exists():
-        for old in d.glob(f"{kind}-*.cpio"):
-            old.unlink()
+        # keep a few recent variants (module sets differ between L2 and plain scenarios)
+        olds = sorted(d.glob(f"{kind}-*.cpio"), key=lambda p: p.stat().st_mtime)
+        for old in olds[:-2]:
+            old.unlink(missing_ok=True)
         c = Cpio()
         build(c)
         tmp = path.with_suffix(".tmp")
@@ -339,7 +343,7 @@ def base_cpio() -> Path:
 
 def svmm_cpio(stage: Path) -> Path:
     key = sha((stage / ".stamp").read_text(), "v2")
-    return cached_cpio("svmm", key, lambda c: c.tree("", stage))
+    return cached_cpio("svmm", key, lambda c: c.tree("", stage, skip={".stamp"}))
 
 
 def modules_cpio(kernel: Kernel, mods: list[str]) -> Path:
