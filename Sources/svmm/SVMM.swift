@@ -5,12 +5,7 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
-        subcommands: [
-            ListCommand.self,
-            GroupsCommand.self,
-            CheckCommand.self,
-            USBCommand.self,
-            BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self,
-        ]
+        subcommands: [ListCommand.self, GroupsCommand.self, CheckCommand.self, USBCommand.self,
+                      BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self]
     )
 }

@@ -4,7 +4,7 @@ import SVMMUSBHost
 
 /// `svmm usb …`: host USB devices through libusb (plus udev for sysfs names
 /// and drivers). Exit status: 0 success, 1 a device or libusb failure,
-/// 2 a selector that does not parse.
+/// 2 a selector that does not parse (a `UsageError`, like the other commands).
 struct USBCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usb",
@@ -24,8 +24,7 @@ struct USBCommand: ParsableCommand {
                 """
         )
 
-        @Flag(help: "Print JSON (schemaVersion 1, see Docs/USB.md).")
-        var json = false
+        @OptionGroup var output: OutputOptions
 
         func run() throws {
             let inventory: USBInventory
@@ -34,7 +33,7 @@ struct USBCommand: ParsableCommand {
             } catch {
                 throw USBCommand.fail(error.description)
             }
-            if json {
+            if output.json {
                 try USBCommand.printJSON(ListJSON(
                     schemaVersion: USBCommand.schemaVersion,
                     note: inventory.note,
@@ -78,15 +77,14 @@ struct USBCommand: ParsableCommand {
         @Argument(help: "Which device: VID:PID, BUS-PORT[.PORT...] or BUS:ADDR.")
         var selector: String
 
-        @Flag(help: "Print JSON (schemaVersion 1, see Docs/USB.md).")
-        var json = false
+        @OptionGroup var output: OutputOptions
 
         func run() throws {
             let parsed: USBDeviceSelector
             do {
                 parsed = try USBDeviceSelector(parsing: selector)
             } catch {
-                throw USBCommand.fail(error.description, code: 2)
+                throw UsageError(error.description)
             }
             do {
                 let context = try USBContext()
@@ -103,7 +101,7 @@ struct USBCommand: ParsableCommand {
                     configurations.append((config.descriptor, config.raw))
                 }
                 let superSpeed = device.speed == .super || device.speed == .superPlus
-                if json {
+                if output.json {
                     try USBCommand.printJSON(DescribeJSON(
                         schemaVersion: USBCommand.schemaVersion,
                         device: DeviceJSON(device),
@@ -122,10 +120,10 @@ struct USBCommand: ParsableCommand {
 
     // MARK: Output helpers
 
-    /// Prints one `error:` line on stderr and returns the exit code to throw.
-    static func fail(_ message: String, code: Int32 = 1) -> ExitCode {
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
-        return ExitCode(code)
+    /// Prints one `svmm:` line on stderr and returns exit status 1 to throw.
+    static func fail(_ message: String) -> ExitCode {
+        FileHandle.standardError.write(Data("svmm: \(message)\n".utf8))
+        return ExitCode(1)
     }
 
     static func printJSON(_ value: some Encodable) throws {
@@ -170,7 +168,7 @@ struct USBCommand: ParsableCommand {
         _ configurations: [(USBConfigurationDescriptor, [UInt8])], superSpeed: Bool
     ) {
         let name = [device.manufacturer, device.product].compactMap { $0 }.joined(separator: " ")
-        print("\(device.portPath)  bus \(device.busNumber) address \(device.deviceAddress)  \(d.usbVersionText == "" ? "" : "USB \(d.usbVersionText)")  \(device.speed.rawValue) speed")
+        print("\(device.portPath)  bus \(device.busNumber) address \(device.deviceAddress)  USB \(d.usbVersionText)  \(device.speed.rawValue) speed")
         print("  \(hex4(d.vendorID)):\(hex4(d.productID))  \(name.isEmpty ? "(no name)" : name)  serial \(device.serial ?? "-")")
         print("Device descriptor:")
         print("  bcdUSB             \(d.usbVersionText)")

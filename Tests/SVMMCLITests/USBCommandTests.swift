@@ -51,7 +51,7 @@ enum USBCLI {
         #expect(result.stdout.isEmpty)
         let lines = result.stderr.split(separator: "\n")
         #expect(lines.count == 1)
-        #expect(lines.first?.hasPrefix("error: invalid USB device selector '\(selector)': ") == true)
+        #expect(lines.first?.hasPrefix("svmm: invalid USB device selector '\(selector)': ") == true)
     }
 
     @Test(.enabled(if: !USBCLI.hostHasUSB, "this host has USB; the USB-less output is checked where there is none"))
@@ -72,7 +72,7 @@ enum USBCLI {
     func describeWithoutUSBFailsWithExitOne() throws {
         let result = try USBCLI.run(["usb", "describe", "46f4:0001"])
         #expect(result.status == 1)
-        #expect(result.stderr.hasPrefix("error: no USB device matches 46f4:0001"))
+        #expect(result.stderr.hasPrefix("svmm: no USB device matches 46f4:0001"))
     }
 
     @Test(.enabled(if: USBCLI.hostHasUSB, "needs USB devices on the host"))

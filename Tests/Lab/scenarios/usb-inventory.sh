@@ -68,7 +68,12 @@ if [ -n "$storage" ]; then
 fi
 run describe-ambiguous usb describe 0627:0001 --json
 run describe-bad usb describe 46f4:zz --json
+# The human-readable forms: shown on the console for whoever reads the log.
 svmm usb list >$W/list-text.txt 2>&1
+check_eq list-text-exit $? 0
 echo "svmm usb list:"; cat $W/list-text.txt
+svmm usb describe 46f4:0001 >$W/describe-text.txt 2>&1
+check_eq describe-text-exit $? 0
+echo "svmm usb describe 46f4:0001:"; cat $W/describe-text.txt
 
 for f in $W/*; do artifact "$f"; done
