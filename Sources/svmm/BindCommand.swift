@@ -61,7 +61,7 @@ struct BindCommand: ParsableCommand {
         }
         func report(_ result: String, _ error: String?, journal: String? = nil) throws {
             if output.json {
-                print(try JSONOutput.encode(Result(result: result, dryRun: dryRun, error: error, journal: journal, plan: plan)))
+                print(try BindingJSON.encode(Result(result: result, dryRun: dryRun, error: error, journal: journal, plan: plan)))
             }
         }
         if !output.json { print(plan.renderText()) }

@@ -31,7 +31,7 @@ struct RestoreCommand: ParsableCommand {
         let entries = all ? ledger.entries : ledger.unfinished
         if dryRun {
             if output.json {
-                print(try JSONOutput.encode(ReleaseRun.Result(result: "planned", released: entries)))
+                print(try BindingJSON.encode(ReleaseRun.Result(result: "planned", released: entries)))
             } else {
                 for e in entries { print("\(e.address): would return to \(e.originalDriver ?? "no driver") (\(e.state.rawValue))") }
                 if entries.isEmpty { print("Nothing to restore.") }
@@ -40,7 +40,7 @@ struct RestoreCommand: ParsableCommand {
         }
         if entries.isEmpty {
             if output.json {
-                print(try JSONOutput.encode(ReleaseRun.Result(result: "nothing", released: [])))
+                print(try BindingJSON.encode(ReleaseRun.Result(result: "nothing", released: [])))
             } else {
                 let held = ledger.held.count
                 print("Nothing to restore." + (held > 0 && !all ? " (\(held) completed binding\(held == 1 ? "" : "s") held; --all returns them too)" : ""))

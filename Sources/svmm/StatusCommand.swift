@@ -41,7 +41,7 @@ struct StatusCommand: ParsableCommand {
         let (ledger, journal) = try binding.ledger(root)
         let rows = ledger.entries.map { Row(entry: $0, driver: DriverState.driver(root, $0.address)) }
         if output.json {
-            print(try JSONOutput.encode(Report(journal: journal.path, held: rows)))
+            print(try BindingJSON.encode(Report(journal: journal.path, held: rows)))
             return
         }
         if rows.isEmpty {

@@ -57,14 +57,14 @@ enum ReleaseRun {
             try binder.release(entries, command: command)
         } catch {
             if json {
-                print(try JSONOutput.encode(Result(result: "failed", error: error.description, released: [])))
+                print(try BindingJSON.encode(Result(result: "failed", error: error.description, released: [])))
             } else {
                 for line in binder.log { print(line) }
             }
             BindFailure(error).exit()
         }
         if json {
-            print(try JSONOutput.encode(Result(result: entries.isEmpty ? "nothing" : "released", released: entries)))
+            print(try BindingJSON.encode(Result(result: entries.isEmpty ? "nothing" : "released", released: entries)))
         } else {
             for line in binder.log { print(line) }
             for e in entries {

@@ -74,12 +74,12 @@ import Testing
 
     @Test func theRefusedPlanIsNeverExecuted() throws {
         let h = try SimulatedHost()
-        let before = h.snapshot()
+        let before = h.snapshot("sys")
         let plan = try h.plan(["0000:03:00.0"])
         #expect(throws: BindError.refused(plan.refusals)) { try h.binder().bind(plan) }
         // The binder refused before its first record; only the lock file of the state dir exists.
         #expect(try h.journal.load().records.isEmpty)
         #expect(h.kernel.writes.isEmpty)
-        _ = before
+        #expect(h.snapshot("sys") == before)
     }
 }

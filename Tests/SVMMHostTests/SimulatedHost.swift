@@ -46,8 +46,8 @@ final class SimulatedHost {
     }
 
     /// Every path below the root with its link target or content hash: equal snapshots mean nothing was written.
-    func snapshot() -> String {
-        Fixtures.run("/bin/sh", ["-c", "cd '\(path)' && find . -printf '%p %y %l\\n' | sort && find . -type f -exec md5sum {} + | sort"]).out
+    func snapshot(_ below: String = ".") -> String {
+        Fixtures.run("/bin/sh", ["-c", "cd '\(path)' && find \(below) -printf '%p %y %l\\n' | sort && find \(below) -type f -exec md5sum {} + | sort"]).out
     }
 
     func ledger() throws -> Ledger { Ledger.replay(try journal.load().records) }
