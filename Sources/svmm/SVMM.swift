@@ -6,6 +6,6 @@ struct SVMM: ParsableCommand {
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
         subcommands: [ListCommand.self, GroupsCommand.self, CheckCommand.self, USBCommand.self,
-                      BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self]
+                      BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self, PersistCommand.self, UnpersistCommand.self]
     )
 }

@@ -34,15 +34,20 @@ struct StatusCommand: ParsableCommand {
         var schemaVersion = 1
         var journal: String
         var held: [Row]
+        var persisted: [PersistStore.Entry]
     }
 
     func run() throws {
         let root = try global.hostRoot()
         let (ledger, journal) = try binding.ledger(root)
         let rows = ledger.entries.map { Row(entry: $0, driver: DriverState.driver(root, $0.address)) }
+        let persisted = PersistStore(root: root).list()
         if output.json {
-            print(try BindingJSON.encode(Report(journal: journal.path, held: rows)))
+            print(try BindingJSON.encode(Report(journal: journal.path, held: rows, persisted: persisted)))
             return
+        }
+        for p in persisted {
+            print("persisted: \(p.address) -> \(p.driver) (now \(DriverState.driver(root, p.address) ?? "unbound"))")
         }
         if rows.isEmpty {
             print("svmm holds nothing (journal: \(journal.path)).")

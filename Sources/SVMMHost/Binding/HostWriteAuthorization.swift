@@ -5,7 +5,7 @@ import Musl
 #endif
 
 /// Permission to write the live kernel's sysfs. Only the command line grants it, and only for a
-/// command whose job is to change bindings (bind, unbind, restore), run as root, against the root
+/// command whose job is to change bindings (bind, unbind, restore, persist, unpersist), run as root, against the root
 /// "/", and with `SVMM_DENY_HOST_WRITES` unset. Test harnesses set that variable, so a test bug
 /// that reaches the real writer is refused instead of touching the machine running the tests.
 public struct HostWriteAuthorization: Sendable {
@@ -14,7 +14,7 @@ public struct HostWriteAuthorization: Sendable {
     private init(command: String) { self.command = command }
 
     /// The commands that may change bindings.
-    public static let writingCommands: Set<String> = ["bind", "unbind", "restore"]
+    public static let writingCommands: Set<String> = ["bind", "unbind", "restore", "persist", "unpersist"]
 
     /// Grants the permission or says, in one line, why not.
     public static func commandLine(command: String, root: HostRoot,
