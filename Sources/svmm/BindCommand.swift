@@ -79,7 +79,8 @@ struct BindCommand: ParsableCommand {
         let ledger = Ledger.replay(journal.records, currentBoot: Binder.bootID(root))
         if !ledger.unfinished.isEmpty {
             let open = ledger.unfinished.map(\.address.description).joined(separator: " ")
-            let error = BindError.journal("an earlier run was interrupted (\(open)); run svmm restore first")
+            let why = ledger.unfinished.allSatisfy(\.stale) ? "the journal still holds bindings of an earlier boot" : "an earlier run was interrupted"
+            let error = BindError.journal("\(why) (\(open)); run svmm restore first")
             try report("refused", error.description, journal: journal.journal.path)
             BindFailure(error).exit()
         }

@@ -95,35 +95,3 @@ struct BindingOptions: ParsableArguments {
         }
     }
 }
-
-/// A BindError at the command line: one line on stderr, its exit status (2 bad input, 1 refused or failed).
-struct BindFailure: Error, CustomStringConvertible {
-    var error: BindError
-    init(_ error: BindError) { self.error = error }
-    var description: String { error.description }
-
-    /// Prints and exits with the error's status.
-    func exit() -> Never {
-        FileHandle.standardError.write(Data("svmm: \(error.description)\n".utf8))
-        Foundation.exit(error.exitStatus)
-    }
-}
-
-/// Formats journal times for people.
-enum BindingTime {
-    static func format(_ seconds: Int64) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
-        return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
-    }
-}
-
-/// JSON of the binding commands (plan, ledger, results): pretty-printed, keys sorted, schemaVersion 1
-/// (Docs/BINDING.md). These documents are small, so they go through JSONEncoder.
-enum BindingJSON {
-    static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
-    }
-}
