@@ -77,6 +77,26 @@ import Testing
         #expect(!h.kernel.writes.contains { $0.path.contains("0000:05:02.0") || $0.value.hasPrefix("0000:05:02.0") })
     }
 
+    @Test func aFunctionChangedSincePlanningIsLeftAloneAndTheRestRolledBack() throws {
+        let h = try SimulatedHost()
+        let plan = try h.plan(["0000:05:01.0"], group: true)
+        try h.kernel.write("0000:05:02.0", to: "sys/bus/pci/drivers/e1000/unbind")  // someone else, meanwhile
+        let before = h.driverMap()
+        let writes = h.kernel.writes.count
+        let binder = try h.binder()
+        do {
+            try binder.bind(plan)
+            Issue.record("bind went ahead")
+        } catch {
+            guard case .actionFailed(let a, _, let reason, let rolledBack, _) = error else { Issue.record("\(error)"); return }
+            #expect(a.description == "0000:05:02.0")
+            #expect(reason.contains("changed since planning"))
+            #expect(rolledBack.map(\.description) == ["0000:05:01.0"])
+        }
+        #expect(h.driverMap() == before)
+        #expect(!h.kernel.writes[writes...].contains { $0.path.contains("0000:05:02.0") || $0.value.hasPrefix("0000:05:02.0") })
+    }
+
     /// A crash after any step, then restore: the driver map is back to what it was.
     @Test(arguments: 1...12)
     func crashAfterEveryStepIsRestored(step: Int) throws {

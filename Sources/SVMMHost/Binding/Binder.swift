@@ -91,6 +91,11 @@ public final class Binder {
         func fail(_ reason: String) -> BindError {
             .actionFailed(address: a, step: step + 1, reason: reason, rolledBack: [], rollbackErrors: [])
         }
+        // Someone else changed it since planning: leave it alone (and unjournaled), roll back the rest.
+        let live = DriverState.driver(root, a)
+        if live != m.from {
+            throw fail("its driver changed since planning (\(m.from ?? "none") -> \(live ?? "none")); nothing written for it")
+        }
         // 1. journal: what to return it to, before anything is written.
         do {
             try journal.append(JournalRecord(kind: .assign, txn: txn, address: a, originalDriver: m.from,
@@ -100,10 +105,6 @@ public final class Binder {
         }
         journaled = true
         try tick()
-        let live = DriverState.driver(root, a)
-        if live != m.from {
-            throw fail("its driver changed since planning (\(m.from ?? "none") -> \(live ?? "none")); nothing written for it")
-        }
         // 2. driver_override: only the target may claim it from now on.
         do { try writer.write(m.to, to: SysfsTarget.driverOverride(a).path) } catch { throw fail(error.description) }
         log.append("\(a): driver_override = \(m.to)")
