@@ -394,6 +394,9 @@ public final class VFIOPCIConfig {
         return address
     }
 
+    /// The interrupt line firmware reports (the GSI INTx is wired to).
+    public func setInterruptLine(_ line: UInt8) { interruptLine = line }
+
     /// Programs BAR `index` as firmware would (before the guest runs).
     public func program(bar index: Int, address: UInt64) {
         guard let bar = bars.first(where: { $0.index == index }) else { return }

@@ -8,7 +8,7 @@ struct SVMM: ParsableCommand {
         subcommands: [
             ListCommand.self, GroupsCommand.self, CheckCommand.self, VFIOCommand.self, USBCommand.self,
             BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self, PersistCommand.self, UnpersistCommand.self,
-            RunCommand.self,
+            RunCommand.self, PassthroughCommand.self,
         ]
     )
 }
