@@ -260,4 +260,16 @@ public final class VFIOPCIFunction: PCIFunction {
         config.resetState()
         updateDecode()
     }
+
+    /// After `stop()`: drops every BAR mapping (munmap), so nothing of the device stays referenced
+    /// by this process once its fd is closed. The function keeps answering (all-ones) if reached.
+    public func releaseMappings() {
+        for index in bars.keys {
+            for window in bars[index]?.windows ?? [] {
+                if let slot = window.slot { platform.unmapMemory(slot: slot) }
+            }
+            bars[index]?.windows = []
+        }
+        rom = nil
+    }
 }

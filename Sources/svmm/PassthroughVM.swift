@@ -116,6 +116,8 @@ struct PassthroughVM {
         let pioWindow = PCIBARWindow<PIOAddress>(base: Self.pioWindowBase, length: Self.pioWindowLength)
         var functions: [VFIOPCIFunction] = []
         var guestAddresses: [String] = []
+        // The machine keeps its functions until the process ends; these let the device fds go earlier.
+        let handles = devices.map { VFIODeviceHandle($0.device) }
         // The closure reports its failure as a value: a typed-throws closure through the generic
         // rethrowing withDevices crashes this compiler's IRGen.
         let attachError: PassthroughError? = machine.withDevices { (set: inout DeviceSet) -> PassthroughError? in
@@ -133,7 +135,7 @@ struct PassthroughVM {
                 guard let slot = PCIFunctionAddress(device: UInt8(1 + i)) else { return .setup("too many devices") }
                 do {
                     let function = try VFIOPCIFunction(
-                        backend: entry.device, platform: platform, mmioWindow: mmioWindow, pioWindow: pioWindow,
+                        backend: handles[i], platform: platform, mmioWindow: mmioWindow, pioWindow: pioWindow,
                         intxGSI: UInt32(10 + i % 2), romFile: romFile)
                     try set.pciRoot.attach(function, at: slot)
                     try function.assignBARs(&allocator)
@@ -149,7 +151,18 @@ struct PassthroughVM {
             }
             return nil
         }
-        if let attachError { throw attachError }
+        // Before the guest runs, a failure must still let go of the devices (see the end of run).
+        func abandon(_ error: PassthroughError) -> PassthroughError {
+            machine.withDevices { _ in
+                for function in functions {
+                    function.stop()
+                    function.releaseMappings()
+                }
+            }
+            for handle in handles { handle.close() }
+            return error
+        }
+        if let attachError { throw abandon(attachError) }
 
         // 5. DMA: every RAM region once, IOVA = GPA, after the checks.
         let regions = machine.memory.regions.map { DMARegion(guestAddress: $0.base.value, size: $0.size, hostAddress: $0.hostAddress) }
@@ -168,12 +181,16 @@ struct PassthroughVM {
             summary.dmaMappings = try VFIODMA.map(regions, container: container, progress: progress)
             summary.dmaBytes = regions.reduce(0) { $0 + $1.size }
         } catch {
-            throw .setup(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
+            throw abandon(.setup(error.description + (error.fix.map { "; fix: \($0)" } ?? "")))
         }
 
         // 6. Run.
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        // From here on SIGINT/SIGTERM must not interrupt the reset and restore (and the handler's
+        // target, the vCPU's run page, is no longer of use).
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
         summary.exit = "\(reason)"
         summary.exitStatus = reason.exitStatus
 
@@ -190,6 +207,10 @@ struct PassthroughVM {
                 notes: function?.notes ?? []))
         }
         for error in VFIODMA.unmap(regions, container: container) { progress("DMA unmap: \(error)") }
+        // Let go of the devices: mappings first (an mmap holds the device file), then the fds, so the
+        // host driver can take them back.
+        machine.withDevices { _ in for function in functions { function.releaseMappings() } }
+        for handle in handles { handle.close() }
         _ = kvmVFIO
         return summary
     }

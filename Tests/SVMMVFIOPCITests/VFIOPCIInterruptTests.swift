@@ -97,6 +97,14 @@ import Testing
         #expect(rig.platform.irqfds.isEmpty)
         #expect(rig.platform.routes.isEmpty)
         #expect(rig.platform.slots.isEmpty)
+        #expect(!rig.function.slotWindows(bar: 0).isEmpty)
+        rig.function.releaseMappings()
+        #expect(rig.function.slotWindows(bar: 0).isEmpty)
+        // Decode on again: nothing is mapped any more, the BAR is trapped (reads reach the region).
+        rig.write(0x10, 4, 0xC000_0000)
+        rig.write(0x04, 2, 0x0002)
+        #expect(rig.platform.slots.isEmpty)
+        #expect(rig.mmio.read(offset: 0, size: 4) == 0)
     }
 
     @Test func irqSetLayout() {
