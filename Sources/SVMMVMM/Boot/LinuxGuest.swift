@@ -73,7 +73,7 @@ public enum LinuxGuest {
             let zeroPage = try ZeroPage(
                 kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820,
                 acpiRSDP: LinuxBootPlan.acpiAddress)
-            try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress), at: GuestAddress(LinuxBootPlan.acpiAddress))
+            try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress, cpus: configuration.cpus), at: GuestAddress(LinuxBootPlan.acpiAddress))
             try memory.write(zeroPage.bytes, at: GuestAddress(LinuxBootPlan.zeroPageAddress))
             try memory.write(MPTable.build(cpus: configuration.cpus, at: LinuxBootPlan.mpTableAddress), at: GuestAddress(LinuxBootPlan.mpTableAddress))
             try CPUSetup.writeLongModeTables(memory)
