@@ -25,8 +25,9 @@ public struct Bus<Address: BusAddress> {
     /// Sorted by base; ranges never overlap.
     public private(set) var entries: [Entry] = []
     // Bases only, in the same order: the binary search touches this dense array alone.
-    private var bases: [UInt64] = []
-    private var lasts: [UInt64] = []
+    // @usableFromInline so `lookup` can be inlined and specialised into the run loop.
+    @usableFromInline var bases: [UInt64] = []
+    @usableFromInline var lasts: [UInt64] = []
     public var logger: Logger
 
     public init(logger: Logger = Logger(label: "svmm.bus")) {
@@ -73,7 +74,7 @@ public struct Bus<Address: BusAddress> {
     }
 
     /// Binary search for the greatest base ≤ address, then the bounds check of `address + size`.
-    @inline(__always)
+    @inlinable
     public func lookup(_ address: Address, size: Int) -> Lookup {
         guard isValidAccessSize(size) else { return .badSize }
         let raw = address.raw
