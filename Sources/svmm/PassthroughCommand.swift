@@ -70,12 +70,14 @@ struct PassthroughCommand: ParsableCommand {
         // 1. Preflight + plan.
         let inventory = try global.inventory()
         let root = inventory.root
-        let plan: BindPlan
+        var plan: BindPlan
         do {
             plan = try BindPlanner.plan(addresses, group: group, allow: Set(allow), preflight: Preflight(inventory: inventory))
         } catch {
             BindFailure(error).exit()
         }
+        // The journal names this process, so `svmm restore` returns the binding if svmm dies.
+        for i in plan.moves.indices { plan.moves[i].reason = PassthroughOwner.reason() }
         let say: (String) -> Void = { RunCommand.note($0) }
         say(plan.renderText())
         if plan.refused { BindFailure(.refused(plan.refusals)).exit() }

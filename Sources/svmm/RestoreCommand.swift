@@ -28,7 +28,7 @@ struct RestoreCommand: ParsableCommand {
     func run() throws {
         let root = try global.hostRoot()
         let (ledger, _) = try binding.ledger(root)
-        let entries = all ? ledger.entries : ledger.unfinished
+        let entries = all ? ledger.entries : ledger.unfinished + PassthroughOwner.orphaned(ledger.held)
         if dryRun {
             if output.json {
                 print(try BindingJSON.encode(ReleaseRun.Result(result: "planned", released: entries)))
