@@ -48,6 +48,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The VFIO-PCI device of the VMM: config-space virtualization, BARs, MSI/MSI-X/INTx, DMA, reset.
+        .target(
+            name: "SVMMVFIOPCI",
+            dependencies: [
+                "SVMMDevices", "SVMMVFIO", "SVMMKVM", "SVMMGuestMemory", "SVMMSystem", "CUAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
@@ -61,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,6 +93,10 @@ let package = Package(
         .testTarget(
             name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
             exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
+            swiftSettings: swiftSettings
         ),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),

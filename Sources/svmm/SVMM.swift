@@ -19,6 +19,7 @@ struct SVMM: ParsableCommand {
             VFIOCommand.self,
             USBCommand.self,
             RunCommand.self,
+            PassthroughCommand.self,
         ]
     )
 }
