@@ -48,6 +48,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Virtio 1.x over PCI: split virtqueues, the modern transport, virtio-blk and virtio-net.
+        .target(
+            name: "SVMMVirtio",
+            dependencies: ["SVMMDevices", "SVMMGuestMemory", "SVMMSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
@@ -77,6 +84,10 @@ let package = Package(
         .testTarget(
             name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
             exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVirtioTests", dependencies: ["SVMMVirtio", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            swiftSettings: swiftSettings
         ),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
