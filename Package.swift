@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "SVMMVMM",
             dependencies: [
-                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI",
+                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI", "SVMMVirtio",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVirtio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMVMM
+import SVMMVirtio
 
 /// `svmm run`: boot a Linux bzImage in a KVM virtual machine, console on stdout.
 struct RunCommand: ParsableCommand {
@@ -30,6 +31,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1
 
+    @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly.")
+    var disk: String?
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -56,8 +60,18 @@ struct RunCommand: ParsableCommand {
         } catch {
             Self.fail(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
+        var virtio = VirtioAttachment()
+        if let disk {
+            let (path, readOnly) = Self.parseDisk(disk)
+            do {
+                try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: readOnly)), name: "virtio-blk", to: machine)
+            } catch {
+                Self.fail("--disk \(disk): \(error)")
+            }
+        }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        virtio.shutdown()
         switch reason {
         case .poweroff, .reset, .halted:
             break
@@ -67,6 +81,14 @@ struct RunCommand: ParsableCommand {
             Self.fail(message)
         }
         throw ExitCode(reason.exitStatus)
+    }
+
+    /// `IMAGE` or `IMAGE,readonly` (a trailing `,ro` works too).
+    static func parseDisk(_ spec: String) -> (path: String, readOnly: Bool) {
+        for suffix in [",readonly", ",ro"] where spec.hasSuffix(suffix) {
+            return (String(spec.dropLast(suffix.count)), true)
+        }
+        return (spec, false)
     }
 
     static func readFile(_ path: String, what: String) throws -> [UInt8] {
