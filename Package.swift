@@ -51,7 +51,7 @@ let package = Package(
         // Virtio 1.x over PCI: split virtqueues, the modern transport, virtio-blk and virtio-net.
         .target(
             name: "SVMMVirtio",
-            dependencies: ["SVMMDevices", "SVMMGuestMemory", "SVMMSystem", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SVMMDevices", "SVMMGuestMemory", "SVMMSystem", "CUAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 

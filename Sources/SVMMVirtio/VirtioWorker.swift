@@ -10,9 +10,13 @@ public final class VirtioWorker: Sendable {
     private let stopEvent: EventFD
     private let thread: WorkerThread
 
-    /// `extraFDs` are polled too (e.g. a TAP fd for receive); `handler(-1 - i)` is called when
-    /// extra fd `i` is readable.
-    public init(notifiers: [QueueNotifier], extraFDs: [Int32] = [], handler: @escaping @Sendable (Int) -> Void) throws(Errno) {
+    /// `extraFDs` are polled too (e.g. a TAP fd for receive) while `extraWanted()` says so (a
+    /// device with nowhere to put input stops polling its source instead of spinning);
+    /// `handler(-1 - i)` is called when extra fd `i` is readable.
+    public init(
+        notifiers: [QueueNotifier], extraFDs: [Int32] = [], extraWanted: @escaping @Sendable () -> Bool = { true },
+        handler: @escaping @Sendable (Int) -> Void
+    ) throws(Errno) {
         let stop = try EventFD(options: [.nonBlocking])
         let stopFD = stop.rawValue
         stopEvent = stop
@@ -22,6 +26,8 @@ public final class VirtioWorker: Sendable {
             fds += extraFDs.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             while true {
                 for i in fds.indices { fds[i].revents = 0 }
+                let wanted = extraWanted()
+                for i in extraFDs.indices { fds[1 + notifiers.count + i].events = wanted ? Int16(POLLIN) : 0 }
                 // SAFETY: `fds` is a live local array of `fds.count` pollfd structs.
                 let ready = poll(&fds, nfds_t(fds.count), -1)
                 if ready < 0 {

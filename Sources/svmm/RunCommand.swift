@@ -34,6 +34,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly.")
     var disk: String?
 
+    @Option(help: "A virtio-net device on a TAP: tap=NAME (attached, or created if missing), or tap (a new svmmN).")
+    var net: String?
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -69,6 +72,16 @@ struct RunCommand: ParsableCommand {
                 Self.fail("--disk \(disk): \(error)")
             }
         }
+        if let net {
+            guard let name = Self.parseNet(net) else { Self.fail("--net \(net): expected tap or tap=NAME") }
+            do {
+                let tap = try TAPDevice(name: name)
+                Self.note("svmm run: virtio-net on TAP \(tap.name)")
+                try virtio.attach(VirtioNet(backend: tap), name: "virtio-net", to: machine)
+            } catch {
+                Self.fail("--net \(net): \(error)")
+            }
+        }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
         virtio.shutdown()
@@ -89,6 +102,13 @@ struct RunCommand: ParsableCommand {
             return (String(spec.dropLast(suffix.count)), true)
         }
         return (spec, false)
+    }
+
+    /// `tap=NAME`, or `tap` for a new interface named by the kernel (svmm0, svmm1, ...).
+    static func parseNet(_ spec: String) -> String? {
+        if spec == "tap" { return "svmm%d" }
+        guard spec.hasPrefix("tap="), spec.count > 4 else { return nil }
+        return String(spec.dropFirst(4))
     }
 
     static func readFile(_ path: String, what: String) throws -> [UInt8] {

@@ -13,11 +13,13 @@ struct TestDriver {
 
     static let ramSize: UInt64 = 1 << 20
 
-    init(size: UInt16 = 8, memory: GuestMemory? = nil) throws {
+    /// `base` moves the rings (0x1000 + base...) and the buffer heap (0x10000 + base...), so two
+    /// drivers can share one memory.
+    init(size: UInt16 = 8, memory: GuestMemory? = nil, base: UInt64 = 0) throws {
         let ram = try memory ?? GuestMemory(layout: [(base: 0, size: Self.ramSize)])
         self.memory = ram
-        layout = VirtqueueLayout(size: size, descriptorTable: 0x1000, availableRing: 0x2000, usedRing: 0x3000)
-        heap = 0x10000
+        layout = VirtqueueLayout(size: size, descriptorTable: base + 0x1000, availableRing: base + 0x2000, usedRing: base + 0x3000)
+        heap = base + 0x10000
     }
 
     mutating func allocate(_ length: Int, fill: UInt8 = 0) throws -> UInt64 {
