@@ -68,10 +68,14 @@ chmod 755 $R/init
 check_eq l2-initramfs-has-virtio-blk "$(grep -c 'virtio_blk.ko' $R/modules.order)" 1
 
 TAP=svmmtap0
-l2_run 300 /tmp/svmm-virtio.log svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-virtio.cpio \
-  --cmdline "console=ttyS0 panic=-1 reboot=k acpi=noirq quiet" --mem 256M --cpus 1 \
+: >/tmp/svmm-virtio.log
+l2_run 240 /tmp/svmm-virtio.log svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-virtio.cpio \
+  --cmdline "console=ttyS0 panic=-1 reboot=k acpi=noirq" --mem 256M --cpus 1 \
   --disk $IMG --net tap=$TAP &
 svmm_pid=$!
+# L2's console, live on L1's console (so a hang still shows how far L2 got).
+tail -f /tmp/svmm-virtio.log >/dev/console 2>/dev/null &
+tail_pid=$!
 # L1's end of the TAP link: svmm creates the TAP; address it as soon as it exists.
 n=0; while [ ! -e /sys/class/net/$TAP ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n+1)); done
 if [ -e /sys/class/net/$TAP ]; then
@@ -81,6 +85,7 @@ else
 fi
 wait $svmm_pid
 rc=$?
+kill $tail_pid 2>/dev/null
 artifact /tmp/svmm-virtio.log svmm-virtio-console.log
 check_eq svmm-exit-status "$rc" 0
 if l2_saw_marker /tmp/svmm-virtio.log; then pass l2-init-marker; else fail l2-init-marker "last lines: $(tail -n 5 /tmp/svmm-virtio.log)"; fi
