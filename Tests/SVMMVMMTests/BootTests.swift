@@ -160,17 +160,26 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
 
 @Suite struct ACPITests {
     @Test func tablesAreChecksummedAndLinked() {
-        let blob = ACPITables.build(at: 0xF_E000)
+        let blob = ACPITables.build(at: 0xF_E000, cpus: 2)
         func u32(_ offset: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(blob[offset + $1]) << UInt32(8 * $1) } }
         #expect(Array(blob[0..<8]) == Array("RSD PTR ".utf8))
         #expect(blob[0..<20].reduce(0, &+) == 0)
         #expect(u32(16) == 0xF_E000 + UInt32(ACPITables.rsdtOffset))
-        for (offset, signature) in [(ACPITables.rsdtOffset, "RSDT"), (ACPITables.fadtOffset, "FACP"), (ACPITables.dsdtOffset, "DSDT")] {
+        for (offset, signature) in [
+            (ACPITables.rsdtOffset, "RSDT"), (ACPITables.fadtOffset, "FACP"), (ACPITables.dsdtOffset, "DSDT"), (ACPITables.madtOffset, "APIC"),
+        ] {
             #expect(Array(blob[offset..<(offset + 4)]) == Array(signature.utf8))
             let length = Int(u32(offset + 4))
             #expect(blob[offset..<(offset + length)].reduce(0, &+) == 0, "\(signature) checksum")
         }
         #expect(u32(ACPITables.rsdtOffset + 36) == 0xF_E000 + UInt32(ACPITables.fadtOffset))
+        #expect(u32(ACPITables.rsdtOffset + 40) == 0xF_E000 + UInt32(ACPITables.madtOffset))
+        // MADT: two enabled LAPICs (IDs 0, 1), then the IOAPIC with ID 2 at 0xFEC00000.
+        let madt = ACPITables.madtOffset + 44
+        #expect(Array(blob[madt..<(madt + 8)]) == [0, 8, 0, 0, 1, 0, 0, 0])
+        #expect(Array(blob[(madt + 8)..<(madt + 16)]) == [0, 8, 1, 1, 1, 0, 0, 0])
+        #expect(Array(blob[(madt + 16)..<(madt + 28)]) == [1, 12, 2, 0, 0, 0, 0xC0, 0xFE, 0, 0, 0, 0])
+        #expect(u32(ACPITables.madtOffset + 4) == 44 + 16 + 12 + 6)
         #expect(u32(ACPITables.fadtOffset + 40) == 0xF_E000 + UInt32(ACPITables.dsdtOffset))
         #expect(u32(ACPITables.fadtOffset + 64) == 0x604)
         // The DSDT's AML is exactly Name(_S5_, Package(4){5, 5, 0, 0}).

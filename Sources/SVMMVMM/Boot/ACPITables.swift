@@ -2,8 +2,9 @@
 // ACPI, Linux's `poweroff` falls back to halting the CPU forever, and the VMM cannot tell. RSDP (rev 0)
 // → RSDT → FADT (PM1a event and control blocks in port I/O) → DSDT with `\_S5` (sleep type 5).
 // A guest write of SLP_TYP = 5 with SLP_EN to PM1a_CNT is the poweroff (`ACPIPowerDevice`).
-// There is no MADT (Linux then takes CPUs and the IOAPIC from the MP table) and no PCI root in the
-// DSDT, so the kernel needs `acpi=noirq` to keep scanning PCI through conf1.
+// Once ACPI is on, Linux no longer reads the MP table, so an MADT lists the LAPICs and the IOAPIC
+// (lab finding: without it Linux fell back to "virtual wire mode with no configuration" and hung).
+// The DSDT has no PCI root, so the kernel needs `acpi=noirq` to keep scanning PCI through conf1.
 
 public enum ACPITables {
     /// PM1a event block (status, enable: 2 + 2 bytes) and control block (2 bytes).
@@ -17,11 +18,13 @@ public enum ACPITables {
     public static let rsdtOffset = 0x40
     public static let fadtOffset = 0x80
     public static let dsdtOffset = 0x200
+    public static let madtOffset = 0x280
 
     /// The tables laid out from `address` (16-byte aligned, inside the BIOS area so Linux's RSDP scan
     /// finds them; the zero page's acpi_rsdp_addr points there too).
-    public static func build(at address: UInt64) -> [UInt8] {
-        var blob = [UInt8](repeating: 0, count: dsdtOffset + 64)
+    public static func build(at address: UInt64, cpus: Int = 1) -> [UInt8] {
+        let cpuCount = max(1, min(cpus, 255))
+        var blob = [UInt8](repeating: 0, count: madtOffset + 44 + 8 * cpuCount + 12 + 6)
         func place(_ bytes: [UInt8], at offset: Int) { for (i, b) in bytes.enumerated() { blob[offset + i] = b } }
         let base = UInt32(truncatingIfNeeded: address)
 
@@ -45,9 +48,19 @@ public enum ACPITables {
         put(0x0000_0031, 112, 4)  // flags: WBINVD; no fixed power or sleep button (PWR_BUTTON, SLP_BUTTON)
         place(table("FACP", revision: 1, body: fadt), at: fadtOffset)
 
-        // RSDT: one entry, the FADT.
-        let entry = UInt32(base) + UInt32(fadtOffset)
-        place(table("RSDT", revision: 1, body: (0..<4).map { UInt8(truncatingIfNeeded: entry >> UInt32(8 * $0)) }), at: rsdtOffset)
+        // MADT: LAPIC address and PCAT_COMPAT (8259s present), then one LAPIC per CPU, the IOAPIC
+        // (ID = cpus, GSI base 0) and LINT1 = NMI on all processors. ISA IRQs map to the same GSI,
+        // which is the in-kernel irqchip's default routing, so no overrides.
+        func le(_ value: UInt32, _ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: value >> UInt32(8 * $0)) } }
+        var madt = le(0xFEE0_0000, 4) + le(1, 4)
+        for cpu in 0..<cpuCount { madt += [0, 8, UInt8(cpu), UInt8(cpu)] + le(1, 4) }
+        madt += [1, 12, UInt8(truncatingIfNeeded: cpuCount), 0] + le(0xFEC0_0000, 4) + le(0, 4)
+        madt += [4, 6, 0xFF] + le(0, 2) + [1]
+        place(table("APIC", revision: 3, body: madt), at: madtOffset)
+
+        // RSDT: the FADT and the MADT.
+        let entries = le(UInt32(base) + UInt32(fadtOffset), 4) + le(UInt32(base) + UInt32(madtOffset), 4)
+        place(table("RSDT", revision: 1, body: entries), at: rsdtOffset)
 
         // RSDP revision 0 (20 bytes): signature, checksum, OEM ID, revision, RSDT address.
         let rsdt = UInt32(base) + UInt32(rsdtOffset)

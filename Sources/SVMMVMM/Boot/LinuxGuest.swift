@@ -62,6 +62,8 @@ public enum LinuxGuest {
         do {
             let memory = machine.memory
             try configuration.kernel.withUnsafeBytes { bytes in
+                // SAFETY: BzImage checked kernelOffset < file size; the slice is a view of the array's
+                // own bytes for the duration of the copy.
                 try memory.write(UnsafeRawBufferPointer(rebasing: bytes[kernel.kernelOffset...]), at: GuestAddress(plan.kernelAddress))
             }
             if let initrd = configuration.initrd, let placement = plan.initrd {
@@ -71,7 +73,7 @@ public enum LinuxGuest {
             let zeroPage = try ZeroPage(
                 kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820,
                 acpiRSDP: LinuxBootPlan.acpiAddress)
-            try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress), at: GuestAddress(LinuxBootPlan.acpiAddress))
+            try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress, cpus: configuration.cpus), at: GuestAddress(LinuxBootPlan.acpiAddress))
             try memory.write(zeroPage.bytes, at: GuestAddress(LinuxBootPlan.zeroPageAddress))
             try memory.write(MPTable.build(cpus: configuration.cpus, at: LinuxBootPlan.mpTableAddress), at: GuestAddress(LinuxBootPlan.mpTableAddress))
             try CPUSetup.writeLongModeTables(memory)
