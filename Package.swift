@@ -55,6 +55,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The VFIO-PCI device of the VMM: config-space virtualization, BARs, MSI/MSI-X/INTx, DMA, reset.
+        .target(
+            name: "SVMMVFIOPCI",
+            dependencies: [
+                "SVMMDevices", "SVMMVFIO", "SVMMKVM", "SVMMGuestMemory", "SVMMSystem", "CUAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
@@ -68,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVirtio",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVirtio", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -87,6 +97,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SVMMVirtioTests", dependencies: ["SVMMVirtio", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),

@@ -32,8 +32,9 @@ final class KVMVirtioInterrupts: VirtioInterruptDelivery {
 /// and each queue's notify register as a KVM ioeventfd, so a guest notify wakes the device's worker
 /// inside the kernel without an exit to svmm.
 public struct VirtioAttachment {
-    /// Where virtio BARs go: the top half of the 32-bit hole between low RAM (≤ 3 GiB) and ECAM.
-    public static let barWindow = PCIWindow(base: 0xD000_0000, length: 0x1000_0000)
+    /// Where virtio BARs go: above ECAM (0xE000_0000, 1 MiB) and clear of the passthrough MMIO
+    /// window (0xC000_0000–0xDFFF_FFFF), the IOAPIC (0xFEC0_0000) and the LAPIC (0xFEE0_0000).
+    public static let barWindow = PCIWindow(base: 0xE800_0000, length: 0x0800_0000)
     /// First PCI slot used for virtio functions on bus 0.
     public static let firstSlot: UInt8 = 8
 

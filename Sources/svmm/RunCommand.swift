@@ -37,6 +37,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "A virtio-net device on a TAP: tap=NAME (attached, or created if missing), or tap (a new svmmN).")
     var net: String?
 
+    @OptionGroup var passthrough: PassthroughOptions
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -51,10 +53,20 @@ struct RunCommand: ParsableCommand {
         let memorySize = MemorySize.parse(mem) ?? 0
         let kernelBytes = try Self.readFile(kernel, what: "kernel")
         let initrdBytes = try initrd.map { try Self.readFile($0, what: "initrd") }
+        if !passthrough.device.isEmpty {
+            let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
+        }
+        let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net))
+    }
+
+    /// Builds the guest, attaches virtio-blk (`disk`) and virtio-net (`net`), runs it; returns the exit status.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
-                LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus),
+                boot,
                 console: { byte in
                     var byte = byte
                     // SAFETY: one byte from a local; a short or failed write to stdout loses console output only.
@@ -93,7 +105,7 @@ struct RunCommand: ParsableCommand {
         case .failed(let message):
             Self.fail(message)
         }
-        throw ExitCode(reason.exitStatus)
+        return reason.exitStatus
     }
 
     /// `IMAGE` or `IMAGE,readonly` (a trailing `,ro` works too).
