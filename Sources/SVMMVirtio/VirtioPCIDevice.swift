@@ -20,6 +20,10 @@ public final class VirtioPCIDevice: PCIFunction, BusDevice, Sendable {
     private let delivery: (any VirtioInterruptDelivery)?
     private let state: Mutex<State>
     private let logger = Logger(label: "svmm.virtio")
+    private let trapped = Atomic<Int>(0)
+
+    /// Notify writes that reached svmm as MMIO exits (0 while KVM ioeventfds absorb them all).
+    public var trappedNotifications: Int { trapped.load(ordering: .relaxed) }
 
     /// The transport features we implement on top of the device's (§6).
     public static let transportFeatures = VirtioFeature.version1 | VirtioFeature.indirectDescriptors | VirtioFeature.eventIndex
@@ -219,6 +223,7 @@ public final class VirtioPCIDevice: PCIFunction, BusDevice, Sendable {
         let layout = VirtioPCI.Layout.self
         if offset >= layout.notify, offset < layout.notify + UInt64(notifiers.count) * layout.notifyMultiplier {
             // A trapped notify (no ioeventfd there): ring the same doorbell KVM would.
+            trapped.add(1, ordering: .relaxed)
             notifiers[Int((offset - layout.notify) / layout.notifyMultiplier)].notify()
             return
         }
