@@ -16,7 +16,12 @@ final class KVMVirtioInterrupts: VirtioInterruptDelivery {
     }
 
     func deliver(vector: Int, message: MSIMessage) {
-        do { _ = try vm.signalMSI(address: message.address, data: message.data) } catch {
+        do {
+            // false: the guest's LAPIC refused it (e.g. software-disabled), as hardware would drop it.
+            if try !vm.signalMSI(address: message.address, data: message.data) {
+                logger.debug("\(name): MSI-X vector \(vector) (\(message)) was not accepted by the guest")
+            }
+        } catch {
             logger.warning("\(name): MSI-X vector \(vector) (\(message)) not delivered: \(error)")
         }
     }

@@ -10,6 +10,68 @@ import Testing
 /// the image, and the guest sees the completion in its own memory.
 @Suite(.enabled(if: TinyGuestHost.usable, TinyGuestHost.reason), .serialized)
 struct VirtioTinyGuestTests {
+    @Test func completionArrivesAsAnMSIXInterruptInTheGuest() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("svmm-virtio-msi-\(UUID().uuidString).img").path
+        try Data([UInt8](repeating: 0x3C, count: 8 * 512)).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let machine = try Machine(configuration: MachineConfiguration(memory: [(base: 0, size: 0x8_0000)], irqchip: true))
+        let control = TestDevice(stopOffset: 0xF)
+        control.stop = { machine.requestStop(.requested(code: 6)) }
+        try machine.withDevices { devices in
+            try devices.pio.register(control, base: PIOAddress(0x500), length: 0x10, name: "test-pio")
+        }
+        var virtio = VirtioAttachment()
+        try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: false), queueSize: 8), name: "virtio-blk", to: machine)
+        defer { virtio.shutdown() }
+        let transport = try #require(virtio.attached.first)
+        let memory = machine.memory
+        func common(_ offset: Int, _ size: Int, _ value: UInt64) { transport.write(offset: UInt64(offset), size: size, value: value) }
+        typealias C = VirtioPCI.Common
+        // MSI-X on (config space), vector 1 → LAPIC 0, vector 0x40, unmasked.
+        var cap = Int(transport.readConfig(offset: 0x34, size: 1))
+        while cap != 0, transport.readConfig(offset: cap, size: 1) != 0x11 { cap = Int(transport.readConfig(offset: cap + 1, size: 1)) }
+        #expect(cap != 0)
+        transport.writeConfig(offset: cap + 2, size: 2, value: 0x8000)
+        transport.write(offset: VirtioPCI.Layout.msixTable + 16, size: 4, value: 0xFEE0_0000)
+        transport.write(offset: VirtioPCI.Layout.msixTable + 16 + 4, size: 4, value: 0)
+        transport.write(offset: VirtioPCI.Layout.msixTable + 16 + 8, size: 4, value: 0x40)
+        transport.write(offset: VirtioPCI.Layout.msixTable + 16 + 12, size: 4, value: 0)
+        common(C.deviceStatus, 1, 3)
+        common(C.driverFeatureSelect, 4, 1)
+        common(C.driverFeature, 4, 1)
+        common(C.deviceStatus, 1, 3 | 8)
+        common(C.queueSelect, 2, 0)
+        common(C.queueSize, 2, 8)
+        common(C.queueDesc, 4, 0x1000)
+        common(C.queueDriver, 4, 0x2000)
+        common(C.queueDevice, 4, 0x3000)
+        common(C.queueMSIXVector, 2, 1)
+        common(C.queueEnable, 2, 1)
+        common(C.deviceStatus, 1, 3 | 8 | 4)
+        // A FLUSH request: header → status byte.
+        try memory.write([4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], at: GuestAddress(0x4000))
+        for (index, entry) in [(UInt64(0x4000), UInt32(16), UInt16(1), UInt16(1)), (0x6000, 1, 2, 0)].enumerated() {
+            let base = 0x1000 + 16 * UInt64(index)
+            try memory.store(entry.0, at: GuestAddress(base))
+            try memory.store(entry.1, at: GuestAddress(base + 8))
+            try memory.store(entry.2, at: GuestAddress(base + 12))
+            try memory.store(entry.3, at: GuestAddress(base + 14))
+        }
+        try memory.store(UInt8(0xEE), at: GuestAddress(0x6000))
+        try memory.store(UInt16(0), at: GuestAddress(0x2004))  // ring[0] = head 0; the guest publishes it
+
+        try CPUSetup.writeLongModeTables(memory)
+        try memory.write(try buildGuest("virtio-msi", linkedAt: 0x1_0000), at: GuestAddress(0x1_0000))
+        try CPUSetup.enterLongMode(machine.vcpus[0], entry: 0x1_0000, stack: 0x8_0000)
+        let watchdog = Watchdog(machine, seconds: 60)
+        let reason = machine.run(vcpu: machine.vcpus[0])
+        watchdog.cancel()
+        #expect(reason == .requested(code: 6))
+        #expect(control.writes == [.init(offset: 8, size: 1, value: 0x42)])
+        #expect(try memory.load(UInt8.self, at: GuestAddress(0x6000)) == 0)
+        #expect(transport.trappedNotifications == 0)
+    }
+
     @Test func guestNotifyThroughIoeventfdCompletesAnINRequest() throws {
         // A 16-sector image; sector n holds the byte n ^ 0x77.
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("svmm-virtio-guest-\(UUID().uuidString).img").path
