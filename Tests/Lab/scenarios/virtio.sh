@@ -69,19 +69,29 @@ check_eq l2-initramfs-has-virtio-blk "$(grep -c 'virtio_blk.ko' $R/modules.order
 
 TAP=svmmtap0
 : >/tmp/svmm-virtio.log
-l2_run 240 /tmp/svmm-virtio.log svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-virtio.cpio \
-  --cmdline "console=ttyS0 panic=-1 reboot=k acpi=noirq" --mem 256M --cpus 1 \
-  --disk $IMG --net tap=$TAP &
+# svmm runs in the background and is polled (as vmm-boot does; see Docs/VMM.md).
+svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-virtio.cpio \
+  --cmdline "console=ttyS0 panic=-1 reboot=k acpi=noirq quiet" --mem 256M --cpus 1 \
+  --disk $IMG --net tap=$TAP </dev/null >/tmp/svmm-virtio.log 2>&1 &
 svmm_pid=$!
 # L2's console, live on L1's console (so a hang still shows how far L2 got).
 tail -f /tmp/svmm-virtio.log >/dev/console 2>/dev/null &
 tail_pid=$!
 # L1's end of the TAP link: svmm creates the TAP; address it as soon as it exists.
-n=0; while [ ! -e /sys/class/net/$TAP ] && [ $n -lt 300 ]; do sleep 0.2; n=$((n+1)); done
+n=0; while [ ! -e /sys/class/net/$TAP ] && [ $n -lt 300 ] && [ -d /proc/$svmm_pid ]; do sleep 0.2; n=$((n+1)); done
 if [ -e /sys/class/net/$TAP ]; then
   ip addr add 10.77.0.1/24 dev $TAP && ip link set $TAP up
 else
   lab_log "the TAP $TAP never appeared"
+fi
+waited=0
+while [ -d /proc/$svmm_pid ] && [ "$(cut -d' ' -f3 /proc/$svmm_pid/stat 2>/dev/null)" != Z ] && [ $waited -lt 300 ]; do
+  sleep 1
+  waited=$((waited + 1))
+done
+if [ -d /proc/$svmm_pid ] && [ "$(cut -d' ' -f3 /proc/$svmm_pid/stat 2>/dev/null)" != Z ]; then
+  echo "virtio: svmm still running after ${waited}s; killing it"
+  kill -9 $svmm_pid
 fi
 wait $svmm_pid
 rc=$?
