@@ -26,7 +26,7 @@ fi
 
 # The L2 initramfs: busybox + modules + init.
 R=/tmp/l2root
-mkdir -p $R/bin $R/proc $R/sys $R/dev $R/mnt
+mkdir -p $R/bin $R/proc $R/sys $R/dev $R/mnt $R/tmp
 cp /bin/busybox $R/bin/busybox
 ver=$(uname -r)
 grep -E '/(virtio[a-z_]*|virtio_pci[a-z_]*|ext4|jbd2|mbcache|crc16|crc32c[a-z_]*|libcrc32c|failover|net_failover)\.ko' /lab/modules.order >$R/modules.order || true
@@ -39,6 +39,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "SVMM-L2-INIT-OK uptime \$(cut -d' ' -f1 /proc/uptime)"
+echo "L2-INIT-SUM-START \$(md5sum /init | cut -d' ' -f1)"
 while read -r ko; do insmod "/\$ko" 2>/dev/null; done </modules.order
 for d in /sys/bus/pci/devices/*; do
   drv=none; [ -e "\$d/driver" ] && drv=\$(basename "\$(readlink "\$d/driver")")
@@ -60,10 +61,12 @@ if ip link set eth0 up 2>/dev/null; then
 else
   echo "L2-NO-ETH0"
 fi
+echo "L2-INIT-SUM-END \$(md5sum /init | cut -d' ' -f1)"
 echo L2-DONE
 poweroff -f
 EOI
 chmod 755 $R/init
+INIT_SUM=$(md5sum $R/init | cut -d' ' -f1)
 (cd $R && find . | cpio -o -H newc >/tmp/l2-virtio.cpio 2>/dev/null)
 check_eq l2-initramfs-has-virtio-blk "$(grep -c 'virtio_blk.ko' $R/modules.order)" 1
 
@@ -114,3 +117,6 @@ else
 fi
 check_eq l2-virtio-net-bound "$(grep -c '^L2-PCI .* 1af4:1041 0x020000 virtio-pci' /tmp/svmm-virtio.log)" 1
 check_eq l2-pings-l1-over-tap "$(grep -c '^L2-PING-OK' /tmp/svmm-virtio.log)" 1
+# Diagnostics: L2's copy of its own /init, checksummed at start and end, against L1's.
+check_eq l2-init-intact-at-start "$(sed -n 's/^L2-INIT-SUM-START \([0-9a-f]*\).*/\1/p' /tmp/svmm-virtio.log)" "$INIT_SUM"
+check_eq l2-init-intact-at-end "$(sed -n 's/^L2-INIT-SUM-END \([0-9a-f]*\).*/\1/p' /tmp/svmm-virtio.log)" "$INIT_SUM"
