@@ -31,7 +31,11 @@ cp /bin/busybox $R/bin/busybox
 ver=$(uname -r)
 grep -E '/(virtio[a-z_]*|virtio_pci[a-z_]*|ext4|jbd2|mbcache|crc16|crc32c[a-z_]*|libcrc32c|failover|net_failover)\.ko' /lab/modules.order >$R/modules.order || true
 while read -r ko; do mkdir -p "$R/$(dirname "$ko")"; cp "/$ko" "$R/$ko"; done <$R/modules.order
-cat >$R/init <<EOI
+# L1 writes L2's /init from a here-document. In some lab runs the file came out different from
+# the text below (seen as L2 shell errors, and as a different md5 of the file already in L1), so
+# it is written twice and rewritten until two consecutive copies agree.
+write_init() {
+cat >"$1" <<EOI
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -65,6 +69,17 @@ echo "L2-INIT-SUM-END \$(md5sum /init | cut -d' ' -f1)"
 echo L2-DONE
 poweroff -f
 EOI
+}
+tries=0
+while :; do
+  write_init $R/init; write_init /tmp/init.check
+  tries=$((tries + 1))
+  cmp -s $R/init /tmp/init.check && break
+  [ $tries -ge 5 ] && break
+done
+check_eq l1-wrote-l2-init-consistently "$(cmp -s $R/init /tmp/init.check && echo same || echo differ)" same
+[ $tries -gt 1 ] && lab_log "L2 /init: $tries writes until two copies agreed"
+artifact $R/init l2-init.sh
 chmod 755 $R/init
 INIT_SUM=$(md5sum $R/init | cut -d' ' -f1)
 (cd $R && find . | cpio -o -H newc >/tmp/l2-virtio.cpio 2>/dev/null)
