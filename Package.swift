@@ -85,7 +85,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Benchmarks/exits and Benchmarks/bus drive this (release builds only matter).
+        // Benchmarks/exits, bus and rss drive this (release builds only matter).
         .executableTarget(
             name: "svmm-bench", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory"],
             path: "Benchmarks/Sources/svmm-bench", swiftSettings: swiftSettings
