@@ -42,9 +42,16 @@ let package = Package(
         .target(
             name: "SVMMVMM",
             dependencies: [
-                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI",
+                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI", "SVMMVirtio",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Virtio 1.x over PCI: split virtqueues, the modern transport, virtio-blk and virtio-net.
+        .target(
+            name: "SVMMVirtio",
+            dependencies: ["SVMMDevices", "SVMMGuestMemory", "SVMMSystem", "CUAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 
@@ -71,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVFIOPCI",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVirtio", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -93,6 +100,10 @@ let package = Package(
         .testTarget(
             name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
             exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVirtioTests", dependencies: ["SVMMVirtio", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMVMM
+import SVMMVirtio
 
 /// `svmm run`: boot a Linux bzImage in a KVM virtual machine, console on stdout.
 struct RunCommand: ParsableCommand {
@@ -30,6 +31,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1
 
+    @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly.")
+    var disk: String?
+
+    @Option(help: "A virtio-net device on a TAP: tap=NAME (attached, or created if missing), or tap (a new svmmN).")
+    var net: String?
+
     @OptionGroup var passthrough: PassthroughOptions
 
     func validate() throws {
@@ -50,10 +57,16 @@ struct RunCommand: ParsableCommand {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
             throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
         }
+        let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net))
+    }
+
+    /// Builds the guest, attaches virtio-blk (`disk`) and virtio-net (`net`), runs it; returns the exit status.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
-                LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus),
+                boot,
                 console: { byte in
                     var byte = byte
                     // SAFETY: one byte from a local; a short or failed write to stdout loses console output only.
@@ -62,8 +75,28 @@ struct RunCommand: ParsableCommand {
         } catch {
             Self.fail(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
+        var virtio = VirtioAttachment()
+        if let disk {
+            let (path, readOnly) = Self.parseDisk(disk)
+            do {
+                try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: readOnly)), name: "virtio-blk", to: machine)
+            } catch {
+                Self.fail("--disk \(disk): \(error)")
+            }
+        }
+        if let net {
+            guard let name = Self.parseNet(net) else { Self.fail("--net \(net): expected tap or tap=NAME") }
+            do {
+                let tap = try TAPDevice(name: name)
+                Self.note("svmm run: virtio-net on TAP \(tap.name)")
+                try virtio.attach(VirtioNet(backend: tap), name: "virtio-net", to: machine)
+            } catch {
+                Self.fail("--net \(net): \(error)")
+            }
+        }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        virtio.shutdown()
         switch reason {
         case .poweroff, .reset, .halted:
             break
@@ -72,7 +105,22 @@ struct RunCommand: ParsableCommand {
         case .failed(let message):
             Self.fail(message)
         }
-        throw ExitCode(reason.exitStatus)
+        return reason.exitStatus
+    }
+
+    /// `IMAGE` or `IMAGE,readonly` (a trailing `,ro` works too).
+    static func parseDisk(_ spec: String) -> (path: String, readOnly: Bool) {
+        for suffix in [",readonly", ",ro"] where spec.hasSuffix(suffix) {
+            return (String(spec.dropLast(suffix.count)), true)
+        }
+        return (spec, false)
+    }
+
+    /// `tap=NAME`, or `tap` for a new interface named by the kernel (svmm0, svmm1, ...).
+    static func parseNet(_ spec: String) -> String? {
+        if spec == "tap" { return "svmm%d" }
+        guard spec.hasPrefix("tap="), spec.count > 4 else { return nil }
+        return String(spec.dropFirst(4))
     }
 
     static func readFile(_ path: String, what: String) throws -> [UInt8] {
