@@ -74,38 +74,51 @@ public struct HostInventory: Sendable {
 
     static func readFunction(_ root: HostRoot, address: PCIAddress, name: String) -> PCIFunction {
         let base = "sys/bus/pci/devices/" + name
-        let resolved = root.resolve(base)
+        let resolved = root.resolveLink(base)
         if resolved == nil {
             root.logger.warning("\(address): \(root.absolute(base)) does not resolve; its position in the topology is unknown")
         }
         var f = PCIFunction(address: address, sysfsPath: resolved ?? base)
-        f.vendorID = hexAttribute(root, base, "vendor", address: address, digits: 4).map { UInt16($0) }
-        f.deviceID = hexAttribute(root, base, "device", address: address, digits: 4).map { UInt16($0) }
-        f.classCode = hexAttribute(root, base, "class", address: address, digits: 6).map { UInt32($0) }
-        f.driver = root.linkName(base + "/driver")
-        f.iommuGroup = root.linkName(base + "/iommu_group")
-        f.bootVGA = root.attribute(base + "/boot_vga") == "1"
-        if case .success(let header) = root.readBytes(base + "/config", limit: 64), header.count > 0x0e {
-            f.headerType = header[0x0e] & 0x7f
-            f.multifunction = header[0x0e] & 0x80 != 0
-        } else {
-            root.logger.warning("\(address): config space unreadable; header type unknown")
-        }
         if let resolved {
             let components = resolved.split(separator: "/").dropLast()
-            f.upstream = components.reversed().compactMap { PCIAddress(String($0)) }
+            f.upstream = components.reversed().compactMap { PCIAddress($0) }
+        }
+        guard let dir = root.directory(resolved ?? base) ?? root.directory(base) else {
+            root.logger.warning("\(address): cannot open \(root.absolute(base)); everything about it is unknown")
+            return f
+        }
+        f.vendorID = hexAttribute(dir, "vendor", address: address, digits: 4).map { UInt16($0) }
+        f.deviceID = hexAttribute(dir, "device", address: address, digits: 4).map { UInt16($0) }
+        f.classCode = hexAttribute(dir, "class", address: address, digits: 6).map { UInt32($0) }
+        f.driver = dir.linkName("driver")
+        f.iommuGroup = dir.linkName("iommu_group")
+        let baseClass = f.classCode.map { $0 >> 16 }
+        // boot_vga exists only on display-class functions; skip the failing open elsewhere.
+        if baseClass == nil || baseClass == 0x03 {
+            f.bootVGA = dir.attribute("boot_vga") == "1"
+        }
+        // The header type tells a bridge from an endpoint. Only bridge-class (0x06) or unknown-class
+        // functions can have header type 1/2, so config space is read only for those (the preflight
+        // reads every function's full config through libpci anyway).
+        if baseClass == nil || baseClass == 0x06 {
+            if case .success(let header) = dir.readBytes("config", limit: 64), header.count > 0x0e {
+                f.headerType = header[0x0e] & 0x7f
+            } else {
+                root.logger.warning("\(address): config space unreadable; header type unknown")
+            }
+        } else {
+            f.headerType = 0
         }
         return f
     }
 
-    static func hexAttribute(_ root: HostRoot, _ base: String, _ attribute: String, address: PCIAddress, digits: Int) -> UInt64? {
-        let path = base + "/" + attribute
-        guard let raw = root.attribute(path) else {
-            root.logger.warning("\(address): \(attribute) is missing or unreadable; shown as unknown")
+    static func hexAttribute(_ dir: borrowing HostRoot.Directory, _ attribute: String, address: PCIAddress, digits: Int) -> UInt64? {
+        guard let raw = dir.attribute(attribute) else {
+            dir.root.logger.warning("\(address): \(attribute) is missing or unreadable; shown as unknown")
             return nil
         }
         guard let value = HexFormat.parse(raw, maxDigits: digits) else {
-            root.logger.warning("\(address): \(attribute) '\(raw.prefix(40))' is not a hex id; shown as unknown")
+            dir.root.logger.warning("\(address): \(attribute) '\(raw.prefix(40))' is not a hex id; shown as unknown")
             return nil
         }
         return value

@@ -119,8 +119,8 @@ public struct HostUsage: Sendable {
 
     /// The deepest PCI function on a class link's resolved path.
     static func owningFunction(_ root: HostRoot, _ link: String) -> PCIAddress? {
-        guard let resolved = root.resolve(link) else { return nil }
-        return resolved.split(separator: "/").reversed().lazy.compactMap { PCIAddress(String($0)) }.first
+        guard let resolved = root.resolveLink(link) else { return nil }
+        return resolved.split(separator: "/").reversed().lazy.compactMap { PCIAddress($0) }.first
     }
 
     static func deviceNumbers(_ root: HostRoot, _ names: [String]) -> [String: String] {

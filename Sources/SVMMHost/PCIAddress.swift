@@ -20,8 +20,44 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
 
     /// Parses an address, or nil when it is malformed. See `parse(_:)` for the reason.
     public init?(_ text: String) {
-        guard let a = try? PCIAddress.parse(text) else { return nil }
+        guard let a = PCIAddress.quick(text.utf8) ?? (try? PCIAddress.parse(text)) else { return nil }
         self = a
+    }
+
+    /// Parses a path component such as "0000:01:00.0" without allocating; nil when it is not one.
+    public init?(_ text: Substring) {
+        guard let a = PCIAddress.quick(text.utf8) ?? (try? PCIAddress.parse(String(text))) else { return nil }
+        self = a
+    }
+
+    /// Byte-level fast path for the canonical DDDD:BB:DD.F / DDDDD:BB:DD.F forms (the sysfs names);
+    /// anything else goes through `parse`, which explains what is wrong.
+    static func quick<C: Collection>(_ bytes: C) -> PCIAddress? where C.Element == UInt8 {
+        let n = bytes.count
+        guard n == 12 || n == 13 else { return nil }
+        var values: [UInt32] = [0, 0, 0, 0]
+        var field = 0
+        var digits = 0
+        let expected = n == 12 ? [4, 2, 2, 1] : [5, 2, 2, 1]
+        for b in bytes {
+            let sep: UInt8 = field < 2 ? UInt8(ascii: ":") : UInt8(ascii: ".")
+            if b == sep && field < 3 {
+                guard digits == expected[field] else { return nil }
+                field += 1
+                digits = 0
+                continue
+            }
+            let v: UInt32
+            switch b {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): v = UInt32(b - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): v = UInt32(b - UInt8(ascii: "a") + 10)
+            default: return nil  // upper case and everything else: the slow path decides
+            }
+            values[field] = values[field] << 4 | v
+            digits += 1
+        }
+        guard field == 3, digits == 1, values[2] < 32, values[3] < 8 else { return nil }
+        return PCIAddress(domain: values[0], bus: UInt8(values[1]), device: UInt8(values[2]), function: UInt8(values[3]))
     }
 
     /// Why a string is not a PCI address.

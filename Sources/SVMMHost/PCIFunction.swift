@@ -12,15 +12,15 @@ public struct PCIFunction: Sendable, Hashable {
     /// IOMMU group id (name of the `iommu_group` link's target), nil without an IOMMU.
     public var iommuGroup: String?
     public var bootVGA: Bool
-    /// Header type from config space without the multifunction bit; nil when config is unreadable.
+    /// Header type without the multifunction bit: read from config space for bridge-class and
+    /// unknown-class functions (nil when unreadable), 0 for every other class.
     public var headerType: UInt8?
-    public var multifunction: Bool
     /// PCI functions above this one, nearest first (from the resolved sysfs path).
     public var upstream: [PCIAddress]
 
     public init(address: PCIAddress, sysfsPath: String, vendorID: UInt16? = nil, deviceID: UInt16? = nil,
                 classCode: UInt32? = nil, driver: String? = nil, iommuGroup: String? = nil, bootVGA: Bool = false,
-                headerType: UInt8? = nil, multifunction: Bool = false, upstream: [PCIAddress] = []) {
+                headerType: UInt8? = nil, upstream: [PCIAddress] = []) {
         self.address = address
         self.sysfsPath = sysfsPath
         self.vendorID = vendorID
@@ -30,7 +30,6 @@ public struct PCIFunction: Sendable, Hashable {
         self.iommuGroup = iommuGroup
         self.bootVGA = bootVGA
         self.headerType = headerType
-        self.multifunction = multifunction
         self.upstream = upstream
     }
 

@@ -39,5 +39,9 @@ public struct ReservedRegion: Sendable, Hashable, Codable {
         self.init(start: start, end: end, type: try c.decode(String.self, forKey: .type))
     }
 
+    public var json: JSONValue {
+        .object([("start", .string(HexFormat.hex(start, width: 1))), ("end", .string(HexFormat.hex(end, width: 1))), ("type", .string(type))])
+    }
+
     public var rangeText: String { "0x" + HexFormat.hex(start, width: 8) + "-0x" + HexFormat.hex(end, width: 8) }
 }

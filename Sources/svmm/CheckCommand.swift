@@ -39,7 +39,7 @@ struct CheckCommand: ParsableCommand {
         }
         let report = CheckReport(devices: reports)
         if output.json {
-            print(try JSONOutput.encode(report))
+            print(JSONOutput.encode(report))
         } else {
             print(report.renderText(names: DeviceNames(root: inventory.root), inventory: inventory))
         }

@@ -1,5 +1,9 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import SVMMHost
 
 /// Options every host-reading command shares.
@@ -10,7 +14,11 @@ struct GlobalOptions: ParsableArguments {
     /// --root, else $SVMM_ROOT, else "/".
     var rootPath: String {
         if let root { return root }
-        if let env = ProcessInfo.processInfo.environment["SVMM_ROOT"], !env.isEmpty { return env }
+        if let raw = getenv("SVMM_ROOT") {
+            // SAFETY: getenv returns a NUL-terminated string owned by the environment; copied at once.
+            let env = String(cString: raw)
+            if !env.isEmpty { return env }
+        }
         return "/"
     }
 

@@ -22,7 +22,7 @@ struct GroupsCommand: ParsableCommand {
             throw UsageError(error.description)
         }
         if output.json {
-            print(try JSONOutput.encode(report))
+            print(JSONOutput.encode(report))
         } else {
             print(report.renderText(names: DeviceNames(root: inventory.root), inventory: inventory))
         }

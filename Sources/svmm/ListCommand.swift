@@ -18,7 +18,7 @@ struct ListCommand: ParsableCommand {
         let inventory = try global.inventory()
         let report = ListReport.build(inventory, usage: HostUsage.scan(inventory), names: DeviceNames(root: inventory.root),
                                       categories: Set(classes))
-        print(output.json ? try JSONOutput.encode(report) : report.renderText())
+        print(output.json ? JSONOutput.encode(report) : report.renderText())
     }
 }
 

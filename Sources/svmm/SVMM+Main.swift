@@ -1,6 +1,13 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
+
+// No Foundation here on purpose: linking it (and its ICU data) costs ~10 ms of start-up,
+// which `svmm groups --json` cannot afford (Docs/BENCHMARKS.md).
 
 extension SVMM {
     /// Entry point: bootstraps logging (warnings to stderr) and maps errors to svmm's exit statuses:
@@ -9,7 +16,8 @@ extension SVMM {
     static func main() {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            let level = ProcessInfo.processInfo.environment["SVMM_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:))
+            // SAFETY: getenv returns a NUL-terminated string owned by the environment; copied at once.
+            let level = getenv("SVMM_LOG_LEVEL").map { String(cString: $0) }.flatMap(Logger.Level.init(rawValue:))
             handler.logLevel = level ?? .warning
             return handler
         }
@@ -17,16 +25,30 @@ extension SVMM {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as UsageError {
-            FileHandle.standardError.write(Data("svmm: \(error.description)\n".utf8))
-            Foundation.exit(2)
+            writeStandardError("svmm: \(error.description)\n")
+            Glibc.exit(2)
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
                 let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-                FileHandle.standardError.write(Data("svmm: \(message) (see --help)\n".utf8))
-                Foundation.exit(2)
+                writeStandardError("svmm: \(message) (see --help)\n")
+                Glibc.exit(2)
             }
             exit(withError: error)
         }
+    }
+}
+
+/// Writes a message to file descriptor 2 (no stdio: Swift 6 treats the `stderr` global as unsafe shared state).
+func writeStandardError(_ message: String) {
+    var bytes = Array(message.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeMutableBytes { buf in
+            // SAFETY: buf is live for the call and offset < buf.count, so the range passed is in bounds.
+            write(2, buf.baseAddress.map { $0 + offset }, buf.count - offset)
+        }
+        if n <= 0 { return }
+        offset += n
     }
 }

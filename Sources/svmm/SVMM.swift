@@ -6,7 +6,7 @@ struct SVMM: ParsableCommand {
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
         subcommands: [
-            ListCommand.self, GroupsCommand.self, CheckCommand.self,
+            ListCommand.self, GroupsCommand.self, CheckCommand.self, VFIOCommand.self, USBCommand.self,
             RunCommand.self,
         ]
     )

@@ -197,7 +197,7 @@ public final class Preflight {
             return CheckResult(.endpoint, .warn, "\(f.address) is a chipset bridge function (class \(f.classHex ?? "?")); such functions rarely work in a guest",
                                fix: "pass through the device you need rather than the host/ISA bridge")
         }
-        if f.headerType == nil {
+        if f.headerType == nil || capabilities(f.address) == nil {
             return CheckResult(.endpoint, .warn, "config space unreadable; assuming an endpoint from class \(f.classHex ?? "unknown")",
                                fix: "run as root so the full config space is readable")
         }
@@ -227,7 +227,7 @@ public final class Preflight {
         let ifaces = usage.netDevices[f.address] ?? []
         if uses.isEmpty {
             return CheckResult(.inUseNetwork, .pass, ifaces.isEmpty ? "no network interfaces below \(f.address)"
-                                   : "\(ifaces.joined(separator: ", ")) carry no routes or addresses")
+                                   : "\(ifaces.joined(separator: ", ")) \(ifaces.count == 1 ? "carries" : "carry") no routes or addresses")
         }
         let names = Array(Set(uses.map(\.interface))).sorted()
         let hasDefault = uses.contains { $0.kind == .defaultRoute }
@@ -302,9 +302,8 @@ public final class Preflight {
                 continue  // upstream switch ports and others route through their downstream port
             }
         }
-        if f.multifunction, !inventory.slotSiblings(of: f.address).isEmpty {
-            let own = capabilities(f.address)
-            if own?.acs == nil || (own?.acs?.missingControls ?? 0) != 0 {
+        if !inventory.slotSiblings(of: f.address).isEmpty, let own = capabilities(f.address), own.multifunction {
+            if own.acs == nil || (own.acs?.missingControls ?? 0) != 0 {
                 let sibs = inventory.slotSiblings(of: f.address).map(\.address.description).joined(separator: ", ")
                 issues.append("multifunction device without ACS: not isolated from \(sibs)")
             }

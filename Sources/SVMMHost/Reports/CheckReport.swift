@@ -1,11 +1,27 @@
 /// `svmm check --json`: the preflight for each requested function.
-public struct CheckReport: Sendable, Codable, Equatable {
+public struct CheckReport: Sendable, Codable, Equatable, JSONReport {
     public var schemaVersion: Int
     public var devices: [DeviceCheckReport]
 
     public init(devices: [DeviceCheckReport]) {
         schemaVersion = JSONOutput.schemaVersion
         self.devices = devices
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("schemaVersion", .int(schemaVersion)),
+            ("devices", .array(devices.map { d in
+                .object([
+                    ("address", .string(d.address.description)), ("verdict", .string(d.verdict.rawValue)),
+                    ("driver", .optional(d.driver)), ("iommuGroup", .optional(d.iommuGroup)),
+                    ("checks", .array(d.checks.map { c in
+                        .object([("id", .string(c.id.rawValue)), ("verdict", .string(c.verdict.rawValue)),
+                                 ("reason", .string(c.reason)), ("fix", .optional(c.fix))])
+                    })),
+                ])
+            })),
+        ])
     }
 
     /// The worst verdict over all devices.

@@ -1,5 +1,5 @@
 /// `svmm groups --json`: IOMMU groups with members, viability, blockers and reserved regions.
-public struct GroupsReport: Sendable, Codable, Equatable {
+public struct GroupsReport: Sendable, Codable, Equatable, JSONReport {
     public var schemaVersion: Int
     public var iommuEnabled: Bool
     /// When the IOMMU is off: how to turn it on. Null otherwise.
@@ -49,6 +49,31 @@ public struct GroupsReport: Sendable, Codable, Equatable {
         try c.encode(iommuEnabled, forKey: .iommuEnabled)
         try c.encode(fix, forKey: .fix)
         try c.encode(groups, forKey: .groups)
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("schemaVersion", .int(schemaVersion)),
+            ("iommuEnabled", .bool(iommuEnabled)),
+            ("fix", .optional(fix)),
+            ("groups", .array(groups.map { g in
+                .object([
+                    ("id", .string(g.id)),
+                    ("viable", .bool(g.viable)),
+                    ("blockers", .array(g.blockers.map { b in
+                        .object([("address", .string(b.address.description)), ("driver", .string(b.driver)), ("reason", .string(b.reason))])
+                    })),
+                    ("devices", .array(g.devices.map { d in
+                        .object([
+                            ("address", .string(d.address.description)), ("vendorID", .optional(d.vendorID)),
+                            ("deviceID", .optional(d.deviceID)), ("class", .optional(d.class)),
+                            ("driver", .optional(d.driver)), ("bridge", .bool(d.bridge)),
+                        ])
+                    })),
+                    ("reservedRegions", .array(g.reservedRegions.map(\.json))),
+                ])
+            })),
+        ])
     }
 
     public static let noIOMMUFix = "enable VT-d (Intel) or AMD-Vi (AMD) in the firmware setup, add intel_iommu=on or amd_iommu=on to the kernel command line, and reboot"

@@ -4,15 +4,17 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The JSON encoding every report uses: pretty-printed, keys in declaration order, UTF-8.
+/// A report that renders itself as JSON (see `JSONValue`).
+public protocol JSONReport {
+    var json: JSONValue { get }
+}
+
+/// The JSON every report prints: pretty-printed, keys in schema order (Docs/JSON.md), UTF-8.
 public enum JSONOutput {
     public static let schemaVersion = 1
 
-    public static func encode<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        return String(decoding: data, as: UTF8.self)
+    public static func encode(_ report: some JSONReport) -> String {
+        report.json.serialized()
     }
 
     public static func decode<T: Decodable>(_ type: T.Type, from text: String) throws -> T {

@@ -1,5 +1,5 @@
 /// `svmm list --json`: one entry per PCI function.
-public struct ListReport: Sendable, Codable, Equatable {
+public struct ListReport: Sendable, Codable, Equatable, JSONReport {
     public var schemaVersion: Int
     public var devices: [Device]
 
@@ -38,6 +38,21 @@ public struct ListReport: Sendable, Codable, Equatable {
             try c.encode(bridge, forKey: .bridge)
             try c.encode(inUse, forKey: .inUse)
         }
+    }
+
+    public var json: JSONValue {
+        .object([
+            ("schemaVersion", .int(schemaVersion)),
+            ("devices", .array(devices.map { d in
+                .object([
+                    ("address", .string(d.address.description)), ("vendorID", .optional(d.vendorID)), ("deviceID", .optional(d.deviceID)),
+                    ("vendorName", .optional(d.vendorName)), ("deviceName", .optional(d.deviceName)), ("class", .optional(d.class)),
+                    ("className", .optional(d.className)), ("category", .string(d.category.rawValue)), ("driver", .optional(d.driver)),
+                    ("iommuGroup", .optional(d.iommuGroup)), ("bootVGA", .bool(d.bootVGA)), ("bridge", .bool(d.bridge)),
+                    ("inUse", .array(d.inUse.map(JSONValue.string))),
+                ])
+            })),
+        ])
     }
 
     public init(devices: [Device]) {

@@ -1,2 +1,0 @@
-// SVMMUSBHost: the only module that talks to libusb-1.0.
-import CLibUSB

@@ -1,2 +1,0 @@
-// SVMMUdev: the only module that talks to libudev.
-import CLibUdev
