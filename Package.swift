@@ -48,6 +48,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Emulated xHCI controller, the USB backend protocol and the emulated USB devices (issue 7).
+        .target(name: "SVMMXHCI", dependencies: ["SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
+
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
@@ -78,6 +81,7 @@ let package = Package(
             name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
             exclude: ["Guests"], swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SVMMXHCITests", dependencies: ["SVMMXHCI", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).
