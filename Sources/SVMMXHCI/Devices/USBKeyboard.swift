@@ -27,13 +27,13 @@ public final class USBKeyboard: USBBackendDevice {
     public init(name: String = "emulated keyboard") {
         self.name = name
         let hid: [UInt8] = [9, USBDescriptorType.hid, 0x11, 0x01, 0, 1, USBDescriptorType.hidReport]
-            + DescriptorBytes.le16(Self.reportDescriptor.count)
-        let body = DescriptorBytes.interface(number: 0, endpoints: 1, cls: 0x03, subclass: 0x01, proto: 0x01) + hid
-            + DescriptorBytes.endpoint(address: Self.interruptIn, attributes: 0x03, maxPacket: 8, interval: 10)
+            + USBDescriptorBuilder.le16(Self.reportDescriptor.count)
+        let body = USBDescriptorBuilder.interface(number: 0, endpoints: 1, cls: 0x03, subclass: 0x01, proto: 0x01) + hid
+            + USBDescriptorBuilder.endpoint(address: Self.interruptIn, attributes: 0x03, maxPacket: 8, interval: 10)
         control = USBStandardControl(descriptors: USBDescriptorSet(
-            device: DescriptorBytes.device(bcdUSB: 0x0200, maxPacket0: 8, vendor: 0x46F4, product: 0x0003,
+            device: USBDescriptorBuilder.device(bcdUSB: 0x0200, maxPacket0: 8, vendor: 0x46F4, product: 0x0003,
                                            bcdDevice: 0x0100, manufacturer: 1, product: 2, serial: 0),
-            configuration: DescriptorBytes.configuration(interfaces: 1, attributes: 0xA0, maxPower: 50, body: body),
+            configuration: USBDescriptorBuilder.configuration(interfaces: 1, attributes: 0xA0, maxPower: 50, body: body),
             strings: ["svmm", "SVMM emulated keyboard"],
             interfaceDescriptors: [USBDescriptorType.hidReport: Self.reportDescriptor, USBDescriptorType.hid: hid]))
     }

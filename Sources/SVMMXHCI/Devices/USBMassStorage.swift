@@ -34,15 +34,15 @@ public final class USBMassStorage: USBBackendDevice {
     public init(disk: SCSIDisk, name: String) {
         self.disk = disk
         self.name = name
-        let device = DescriptorBytes.device(
+        let device = USBDescriptorBuilder.device(
             bcdUSB: 0x0200, maxPacket0: 64, vendor: 0x46F4, product: 0x0002, bcdDevice: 0x0100,
             manufacturer: 1, product: 2, serial: 3)
-        let body = DescriptorBytes.interface(number: 0, endpoints: 2, cls: 0x08, subclass: 0x06, proto: 0x50)
-            + DescriptorBytes.endpoint(address: Self.bulkIn, attributes: 0x02, maxPacket: 512, interval: 0)
-            + DescriptorBytes.endpoint(address: Self.bulkOut, attributes: 0x02, maxPacket: 512, interval: 0)
+        let body = USBDescriptorBuilder.interface(number: 0, endpoints: 2, cls: 0x08, subclass: 0x06, proto: 0x50)
+            + USBDescriptorBuilder.endpoint(address: Self.bulkIn, attributes: 0x02, maxPacket: 512, interval: 0)
+            + USBDescriptorBuilder.endpoint(address: Self.bulkOut, attributes: 0x02, maxPacket: 512, interval: 0)
         control = USBStandardControl(descriptors: USBDescriptorSet(
             device: device,
-            configuration: DescriptorBytes.configuration(interfaces: 1, attributes: 0x80, maxPower: 50, body: body),
+            configuration: USBDescriptorBuilder.configuration(interfaces: 1, attributes: 0x80, maxPower: 50, body: body),
             strings: ["svmm", "SVMM emulated storage", "SVMM0002"]))
     }
 

@@ -147,7 +147,7 @@ extension USBStandardControl.ControlReply {
 }
 
 /// Little helpers for building descriptors.
-enum DescriptorBytes {
+enum USBDescriptorBuilder {
     static func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xFF), UInt8((v >> 8) & 0xFF)] }
 
     static func device(
