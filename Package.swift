@@ -54,6 +54,8 @@ let package = Package(
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
+        // Host USB devices redirected through libusb behind the xHCI backend protocol (issue 7).
+        .target(name: "SVMMUSBRedirect", dependencies: ["SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),
 
         .target(
             name: "SVMMHost",
@@ -64,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMUSBRedirect", "SVMMVMM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,6 +84,7 @@ let package = Package(
             exclude: ["Guests"], swiftSettings: swiftSettings
         ),
         .testTarget(name: "SVMMXHCITests", dependencies: ["SVMMXHCI", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMUSBRedirectTests", dependencies: ["SVMMUSBRedirect", "SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).

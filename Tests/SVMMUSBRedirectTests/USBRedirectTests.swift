@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import SVMMUSBHost
+@testable import SVMMUSBRedirect
+@testable import SVMMXHCI
+
+@Suite struct USBDetachJournalTests {
+    @Test func outstandingDetachesAreThoseWithoutAReattach() {
+        let lines = [
+            "detach 1-1 0 usb-storage",
+            "detach 1-2 0 usbhid",
+            "detach 1-2 1 usbhid",
+            "reattach 1-2 0",
+            "garbage line",
+            "detach 1-1 0 usb-storage",  // detached again after a crash: one record, not two
+        ]
+        #expect(USBDetachJournalFile.outstanding(lines: lines) == [
+            USBDetachRecord(portPath: "1-2", interface: 1, driver: "usbhid"),
+            USBDetachRecord(portPath: "1-1", interface: 0, driver: "usb-storage"),
+        ])
+    }
+
+    @Test func journalFileIsWrittenBeforeAndAfter() throws {
+        let path = "/tmp/svmm-usb-journal-\(getpid())"
+        defer { unlink(path) }
+        let journal = USBDetachJournalFile(path: path)
+        let record = USBDetachRecord(portPath: "2-1.4", interface: 3, driver: "btusb")
+        try journal.willDetach(record)
+        #expect(journal.outstanding() == [record])
+        journal.reattached(record)
+        #expect(journal.outstanding().isEmpty)
+        #expect(throws: USBRedirectError.self) { try USBDetachJournalFile(path: "/nonexistent-dir/j").willDetach(record) }
+    }
+}
+
+@Suite struct USBStorageProbeTests {
+    func image() -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 64 * 512)
+        bytes.replaceSubrange(0..<15, with: Array("SVMM-USB-MARKER".utf8))
+        return bytes
+    }
+
+    @Test func probeEnumeratesAndReadsSectorZeroOverTheBackendProtocol() throws {
+        let storage = USBMassStorage(disk: SCSIDisk(backing: USBMemoryBacking(bytes: image())), name: "emulated")
+        let report = try USBStorageProbe.run(USBBackendDriver(device: storage))
+        #expect(report.vendorID == 0x46F4 && report.productID == 0x0002)
+        #expect(report.bulkIn == 0x81 && report.bulkOut == 0x02)
+        #expect(report.inquiryVendor == "SVMM" && report.inquiryProduct == "USB Storage")
+        #expect(report.blockCount == 64 && report.blockSize == 512)
+        #expect(report.sector0.count == 512 && report.sector0.starts(with: Array("SVMM-USB-MARKER".utf8)))
+        #expect(storage.configuration == 1)
+    }
+
+    @Test func probeRefusesADeviceThatIsNotMassStorage() throws {
+        #expect(throws: USBRedirectError.self) { try USBStorageProbe.run(USBBackendDriver(device: USBKeyboard())) }
+    }
+
+    @Test func asyncResultsTranslateToTransferResults() {
+        let ok = USBRedirectDevice.translate(USBAsyncResult(status: .completed, data: [1, 2, 3, 4], actualLength: 4), inLength: 2)
+        #expect(ok.inData == [1, 2] && ok.status == .completed)
+        #expect(USBRedirectDevice.translate(USBAsyncResult(status: .completed, data: [], actualLength: 31), inLength: 0).actualLength == 31)
+        #expect(USBRedirectDevice.translate(USBAsyncResult(status: .stall, data: [], actualLength: 0), inLength: 8).status == .stall)
+        #expect(USBRedirectDevice.translate(USBAsyncResult(status: .noDevice, data: [], actualLength: 0), inLength: 8).status == .noDevice)
+        #expect(USBRedirectDevice.translate(USBAsyncResult(status: .overflow, data: [], actualLength: 0), inLength: 8).status == .babble)
+        #expect(USBRedirectDevice.translate(USBAsyncResult(status: .timedOut, data: [], actualLength: 0), inLength: 8).status == .transactionError)
+    }
+}
