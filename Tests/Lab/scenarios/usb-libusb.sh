@@ -1,0 +1,64 @@
+#!/bin/sh
+# lab-description: svmm's libusb redirect backend, with no guest, enumerates QEMU's usb-storage, sends INQUIRY and READ(10) of sector 0 over bulk, and gives the device back to usb-storage
+# lab-machine: standard
+# lab-timeout: 150
+# Truth comes from plain shell before svmm runs: the kernel's cached descriptors, the SCSI
+# vendor/model sysfs shows, and sector 0 read with dd from the block device. After the run,
+# /sys must show usb-storage bound to the interface again and the disk back.
+. /lab/lib.sh
+W=/tmp/usb-libusb
+mkdir -p $W
+
+_find_storage() {
+  for d in /sys/bus/usb/devices/*; do
+    [ -f "$d/idVendor" ] && [ "$(cat "$d/idVendor"):$(cat "$d/idProduct")" = 46f4:0001 ] && { echo "${d##*/}"; return 0; }
+  done
+  return 1
+}
+_disk_of() { # the sdX behind the storage's interface
+  for b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$b" ] && { echo "${b##*/}"; return 0; }; done
+  return 1
+}
+_have_disk() { dev=$(_find_storage) && _disk_of "$dev" >/dev/null; }
+lab_wait 20 _have_disk || lab_log "usb-storage disk not present after 20s"
+dev=$(_find_storage)
+check_eq storage-present "$([ -n "$dev" ] && echo yes || echo no)" yes
+disk=$(_disk_of "$dev")
+iface=/sys/bus/usb/devices/$dev:1.0
+drv_before=none; [ -L $iface/driver ] && drv_before=$(basename "$(readlink $iface/driver)")
+check_eq driver-before "$drv_before" usb-storage
+
+# --- truth, by plain shell.
+od -An -tx1 -v /sys/bus/usb/devices/$dev/descriptors | tr -d ' \n' >$W/truth-descriptors.hex
+dd if=/dev/$disk bs=512 count=1 2>/dev/null | od -An -tx1 -v | tr -d ' \n' >$W/truth-sector0.hex
+dd if=/dev/$disk bs=512 count=1 2>/dev/null | head -c 15 >$W/truth-marker.txt
+check_eq truth-marker "$(cat $W/truth-marker.txt)" SVMM-USB-MARKER
+scsi=$(ls -d $iface/host*/target*/*:*:*:* 2>/dev/null | head -1)
+cat $scsi/vendor >$W/truth-vendor.txt 2>/dev/null
+cat $scsi/model >$W/truth-model.txt 2>/dev/null
+echo "$(($(cat /sys/block/$disk/size) * 512 / $(cat /sys/block/$disk/queue/logical_block_size)))" >$W/truth-blocks.txt
+echo "$dev" >$W/truth-portpath.txt
+lab_log "storage $dev disk $disk, driver $drv_before"
+
+# --- svmm, as a user would run it.
+svmm usb selftest 46f4:0001 --json --journal $W/journal >$W/selftest.json 2>$W/selftest.err
+echo $? >$W/selftest.rc
+echo "svmm usb selftest 46f4:0001 --json -> exit $(cat $W/selftest.rc)"; cat $W/selftest.err
+check_eq selftest-exit "$(cat $W/selftest.rc)" 0
+
+# --- after: usb-storage bound again (truth from /sys), and the disk back.
+_rebound() { [ -L $iface/driver ] && [ "$(basename "$(readlink $iface/driver)")" = usb-storage ]; }
+lab_wait 15 _rebound
+drv_after=none; [ -L $iface/driver ] && drv_after=$(basename "$(readlink $iface/driver)")
+check_eq driver-after "$drv_after" usb-storage
+lab_wait 20 _have_disk
+disk_after=$(_disk_of "$dev")
+check_eq disk-after "$([ -n "$disk_after" ] && [ -b /dev/$disk_after ] && echo yes || echo no)" yes
+[ -n "$disk_after" ] && dd if=/dev/$disk_after bs=512 count=1 2>/dev/null | head -c 15 >$W/after-marker.txt
+check_eq disk-readable-after "$(cat $W/after-marker.txt 2>/dev/null)" SVMM-USB-MARKER
+# The text form, for whoever reads the console.
+svmm usb selftest 46f4:0001 --journal $W/journal2 >$W/selftest-text.txt 2>&1
+check_eq selftest-text-exit $? 0
+cat $W/selftest-text.txt
+lab_wait 15 _rebound
+for f in $W/*; do artifact "$f"; done
