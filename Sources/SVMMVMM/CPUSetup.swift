@@ -95,7 +95,8 @@ public enum CPUSetup {
         sregs.gdt.limit = UInt16(gdt.count * 8 - 1)
         sregs.cr3 = pml4Address
         sregs.cr4 |= 0x20  // PAE
-        sregs.cr0 |= 0x8000_0001 | 0x10  // PG | PE | ET
+        // PG | PE | ET, and clear KVM's reset CD | NW: caches on, or the guest crawls.
+        sregs.cr0 = (sregs.cr0 & ~UInt64(0x6000_0000)) | 0x8000_0011
         sregs.efer |= 0x500  // LME | LMA
         try vcpu.setSpecialRegisters(sregs)
         var regs = kvm_regs()

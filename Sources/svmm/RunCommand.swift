@@ -22,7 +22,7 @@ struct RunCommand: ParsableCommand {
     var initrd: String?
 
     @Option(help: "The kernel command line.")
-    var cmdline: String = "console=ttyS0 reboot=k panic=-1"
+    var cmdline: String = "console=ttyS0 reboot=k panic=-1 acpi=noirq"
 
     @Option(help: "Guest RAM: a number with K, M, G or T (a bare number is MiB), at least 32M.")
     var mem: String = "512M"

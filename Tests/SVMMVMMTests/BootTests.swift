@@ -61,7 +61,8 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
     @Test func zeroPageForASampleHeader() throws {
         let kernel = try BzImage(sampleBzImage())
         let plan = try LinuxBootPlan(kernel: kernel, memorySize: 256 << 20, initrdSize: 0x30_0000, commandLine: "console=ttyS0 panic=-1")
-        let page = try ZeroPage(kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820)
+        let page = try ZeroPage(
+            kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820, acpiRSDP: 0xF_E000)
         #expect(page.bytes.count == 4096)
         // The setup header is copied verbatim at 0x1F1 (magic and version included)...
         #expect(page.read(0x202, size: 4) == 0x5372_6448)
@@ -74,6 +75,7 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
         #expect(page.read(0x1FA, size: 2) == 0xFFFF)
         #expect(page.read(0x228, size: 4) == 0x2_0000)  // cmd_line_ptr
         #expect(page.read(0x0C8, size: 4) == 0)
+        #expect(page.read(0x070, size: 8) == 0xF_E000)  // acpi_rsdp_addr (protocol 2.14+)
         // The initrd sits page-aligned at the top of RAM (256 MiB, below initrd_addr_max).
         #expect(page.read(0x218, size: 4) == 0x1000_0000 - 0x30_0000)
         #expect(page.read(0x21C, size: 4) == 0x30_0000)
@@ -153,5 +155,47 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
         #expect(table[64] == 0 && table[64 + 1] == 1 && table[64 + 3] == 0x01)  // CPU 1: enabled AP
         // Even 255 CPUs fit the 64 KiB BIOS area the e820 map reserves for it.
         #expect(MPTable.build(cpus: 255, at: 0xF_0000).count < 0x1_0000)
+    }
+}
+
+@Suite struct ACPITests {
+    @Test func tablesAreChecksummedAndLinked() {
+        let blob = ACPITables.build(at: 0xF_E000, cpus: 2)
+        func u32(_ offset: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(blob[offset + $1]) << UInt32(8 * $1) } }
+        #expect(Array(blob[0..<8]) == Array("RSD PTR ".utf8))
+        #expect(blob[0..<20].reduce(0, &+) == 0)
+        #expect(u32(16) == 0xF_E000 + UInt32(ACPITables.rsdtOffset))
+        for (offset, signature) in [
+            (ACPITables.rsdtOffset, "RSDT"), (ACPITables.fadtOffset, "FACP"), (ACPITables.dsdtOffset, "DSDT"), (ACPITables.madtOffset, "APIC"),
+        ] {
+            #expect(Array(blob[offset..<(offset + 4)]) == Array(signature.utf8))
+            let length = Int(u32(offset + 4))
+            #expect(blob[offset..<(offset + length)].reduce(0, &+) == 0, "\(signature) checksum")
+        }
+        #expect(u32(ACPITables.rsdtOffset + 36) == 0xF_E000 + UInt32(ACPITables.fadtOffset))
+        #expect(u32(ACPITables.rsdtOffset + 40) == 0xF_E000 + UInt32(ACPITables.madtOffset))
+        // MADT: two enabled LAPICs (IDs 0, 1), then the IOAPIC with ID 2 at 0xFEC00000.
+        let madt = ACPITables.madtOffset + 44
+        #expect(Array(blob[madt..<(madt + 8)]) == [0, 8, 0, 0, 1, 0, 0, 0])
+        #expect(Array(blob[(madt + 8)..<(madt + 16)]) == [0, 8, 1, 1, 1, 0, 0, 0])
+        #expect(Array(blob[(madt + 16)..<(madt + 28)]) == [1, 12, 2, 0, 0, 0, 0xC0, 0xFE, 0, 0, 0, 0])
+        #expect(u32(ACPITables.madtOffset + 4) == 44 + 16 + 12 + 6)
+        #expect(u32(ACPITables.fadtOffset + 40) == 0xF_E000 + UInt32(ACPITables.dsdtOffset))
+        #expect(u32(ACPITables.fadtOffset + 64) == 0x604)
+        // The DSDT's AML is exactly Name(_S5_, Package(4){5, 5, 0, 0}).
+        #expect(Array(blob[(ACPITables.dsdtOffset + 36)..<(ACPITables.dsdtOffset + 50)]) == [0x08, 0x5F, 0x53, 0x35, 0x5F, 0x12, 0x08, 0x04, 0x0A, 0x05, 0x0A, 0x05, 0x00, 0x00])
+    }
+
+    @Test func pm1ControlWriteOfS5PowersOff() {
+        var powerOffs = 0
+        let device = ACPIPowerDevice { powerOffs += 1 }
+        #expect(device.read(offset: 4, size: 2) & 1 == 1)  // SCI_EN: already in ACPI mode
+        device.write(offset: 4, size: 2, value: 0x2000 | (3 << 10))  // S3 request: not ours
+        #expect(powerOffs == 0)
+        device.write(offset: 2, size: 2, value: 0x0100)
+        #expect(device.read(offset: 2, size: 2) == 0x0100)
+        device.write(offset: 4, size: 2, value: 0x2000 | (5 << 10) | 1)
+        #expect(powerOffs == 1)
+        #expect(device.read(offset: 0, size: 2) == 0)
     }
 }

@@ -10,6 +10,8 @@ public struct LinuxBootPlan: Sendable, Equatable {
     /// The MP floating pointer and table go in the BIOS area (0xF0000–0xFFFFF), which Linux scans
     /// and the e820 map reserves; 64 KiB holds the table for 255 CPUs.
     public static let mpTableAddress: UInt64 = 0xF_0000
+    /// RSDP, RSDT, FADT and DSDT (ACPITables), also in the BIOS area.
+    public static let acpiAddress: UInt64 = 0xF_E000
     public static let lowMemoryEnd: UInt64 = 0x9_FC00
     public static let highMemoryStart: UInt64 = 0x10_0000
     /// RAM below 4 GiB stops here; 3–4 GiB holds ECAM, PCI MMIO, the IOAPIC, the LAPIC and KVM's TSS.

@@ -24,8 +24,9 @@ public struct LinuxBootConfiguration: Sendable {
 ///  2. plan guest memory: RAM layout, e820, kernel/initrd/command-line addresses (LinuxBootPlan);
 ///  3. create the VM: KVM checks, TSS, in-kernel irqchip + PIT, RAM slots, vCPUs with CPUID and a
 ///     virtual-wire LAPIC (Machine);
-///  4. attach devices: 16550 on 0x3F8/IRQ 4, PCI host bridge via conf1 and ECAM, reset via 0x64 and 0xCF9 (inside conf1's range);
-///  5. write the kernel, initrd, command line, zero page, MP table, GDT and identity page tables;
+///  4. attach devices: 16550 on 0x3F8/IRQ 4, PCI host bridge via conf1 and ECAM, reset via 0x64 and 0xCF9 (inside conf1's range), ACPI PM1a at 0x600;
+///  5. write the kernel, initrd, command line, zero page, MP table, ACPI tables (for poweroff),
+///     GDT and identity page tables;
 ///  6. put the boot CPU in 64-bit mode at startup_64 with RSI = zero page; the other vCPUs wait in
 ///     KVM for INIT/SIPI from the boot CPU's LAPIC.
 public enum LinuxGuest {
@@ -51,6 +52,8 @@ public enum LinuxGuest {
                 try devices.mmio.register(ecam, base: MMIOAddress(LinuxBootPlan.ecamAddress), length: ecam.length, name: "pci-ecam")
                 if let address = PCIFunctionAddress(device: 0) { try devices.pciRoot.attach(PCIHostBridge.make(), at: address) }
                 try devices.pio.register(ResetDevice(resetValue: 0xFE) { machine.requestStop(.reset) }, base: PIOAddress(0x64), length: 1, name: "i8042-reset")
+                try devices.pio.register(
+                    ACPIPowerDevice { machine.requestStop(.poweroff) }, base: PIOAddress(ACPITables.pm1aEventPort), length: 8, name: "acpi-pm1a")
                 devices.pciConfigPorts.onResetControl = { machine.requestStop(.reset) }
             }
         } catch {
@@ -59,13 +62,18 @@ public enum LinuxGuest {
         do {
             let memory = machine.memory
             try configuration.kernel.withUnsafeBytes { bytes in
+                // SAFETY: BzImage checked kernelOffset < file size; the slice is a view of the array's
+                // own bytes for the duration of the copy.
                 try memory.write(UnsafeRawBufferPointer(rebasing: bytes[kernel.kernelOffset...]), at: GuestAddress(plan.kernelAddress))
             }
             if let initrd = configuration.initrd, let placement = plan.initrd {
                 try memory.write(initrd, at: GuestAddress(placement.address))
             }
             try memory.write(plan.commandLine, at: GuestAddress(LinuxBootPlan.commandLineAddress))
-            let zeroPage = try ZeroPage(kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820)
+            let zeroPage = try ZeroPage(
+                kernel: kernel, commandLineAddress: LinuxBootPlan.commandLineAddress, initrd: plan.initrd, e820: plan.e820,
+                acpiRSDP: LinuxBootPlan.acpiAddress)
+            try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress, cpus: configuration.cpus), at: GuestAddress(LinuxBootPlan.acpiAddress))
             try memory.write(zeroPage.bytes, at: GuestAddress(LinuxBootPlan.zeroPageAddress))
             try memory.write(MPTable.build(cpus: configuration.cpus, at: LinuxBootPlan.mpTableAddress), at: GuestAddress(LinuxBootPlan.mpTableAddress))
             try CPUSetup.writeLongModeTables(memory)

@@ -5,6 +5,7 @@
 public struct ZeroPage: Sendable, Equatable {
     public static let size = 4096
     // boot_params offsets.
+    public static let acpiRSDPAddress = 0x070
     public static let extRamdiskImage = 0x0C0, extRamdiskSize = 0x0C4, extCmdLinePtr = 0x0C8
     public static let e820Entries = 0x1E8
     public static let vidMode = 0x1FA
@@ -23,7 +24,8 @@ public struct ZeroPage: Sendable, Equatable {
     /// A zero page for `kernel`, with the command line at `commandLineAddress`, an optional initrd,
     /// and the given memory map.
     public init(
-        kernel: BzImage, commandLineAddress: UInt64, initrd: (address: UInt64, size: UInt64)?, e820: [E820Entry]
+        kernel: BzImage, commandLineAddress: UInt64, initrd: (address: UInt64, size: UInt64)?, e820: [E820Entry],
+        acpiRSDP: UInt64? = nil
     ) throws(BootError) {
         guard e820.count <= Self.e820MaxEntries else { throw .doesNotFit("\(e820.count) e820 entries exceed the zero page's 128") }
         bytes = [UInt8](repeating: 0, count: Self.size)
@@ -42,6 +44,7 @@ public struct ZeroPage: Sendable, Equatable {
             put(initrd.size & 0xFFFF_FFFF, at: Self.ramdiskSize, size: 4)
             put(initrd.size >> 32, at: Self.extRamdiskSize, size: 4)
         }
+        if let acpiRSDP, kernel.version >= 0x020E { put(acpiRSDP, at: Self.acpiRSDPAddress, size: 8) }  // 2.14+
         put(UInt64(e820.count), at: Self.e820Entries, size: 1)
         for (i, entry) in e820.enumerated() {
             let base = Self.e820Table + 20 * i
