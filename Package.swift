@@ -48,6 +48,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The VFIO-PCI device of the VMM: config-space virtualization, BARs, MSI/MSI-X/INTx, DMA, reset.
+        .target(
+            name: "SVMMVFIOPCI",
+            dependencies: [
+                "SVMMDevices", "SVMMVFIO", "SVMMKVM", "SVMMGuestMemory", "SVMMSystem", "CUAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Emulated xHCI controller, the USB backend protocol and the emulated USB devices (issue 7).
         .target(name: "SVMMXHCI", dependencies: ["SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
 
@@ -66,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMUSBRedirect", "SVMMVMM",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMUSBRedirect", "SVMMVMM", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -82,6 +91,10 @@ let package = Package(
         .testTarget(
             name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
             exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
+            swiftSettings: swiftSettings
         ),
         .testTarget(name: "SVMMXHCITests", dependencies: ["SVMMXHCI", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMUSBRedirectTests", dependencies: ["SVMMUSBRedirect", "SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),

@@ -28,6 +28,7 @@ public struct EventFD: ~Copyable, Sendable {
     /// Adds `value` to the counter, waking a waiter.
     public func signal(_ value: UInt64 = 1) throws(Errno) {
         var value = value
+        // SAFETY: the raw view of `value` lives only for the closure; write() copies it into the kernel.
         let written = try withUnsafeBytes(of: &value) { (bytes) throws(Errno) -> Int in
             try fileDescriptor.write(bytes)
         }
@@ -39,6 +40,7 @@ public struct EventFD: ~Copyable, Sendable {
     /// unless the eventfd is non-blocking, when it throws `.resourceTemporarilyUnavailable`.
     public func wait() throws(Errno) -> UInt64 {
         var value: UInt64 = 0
+        // SAFETY: the raw view of `value` (8 bytes, what eventfd reads) lives only for the closure.
         let got = try withUnsafeMutableBytes(of: &value) { (bytes) throws(Errno) -> Int in
             try fileDescriptor.read(into: bytes)
         }

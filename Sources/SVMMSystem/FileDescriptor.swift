@@ -81,6 +81,7 @@ public struct FileDescriptor: ~Copyable, Sendable {
         guard count >= 0 else { throw Errno.invalidArgument }
         var bytes = [UInt8](repeating: 0, count: count)
         // Array's closure APIs rethrow untyped errors; carry the typed one out in a Result.
+        // SAFETY: `buffer` covers exactly `count` initialized bytes and lives only for the pread.
         let got = try bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try read(into: buffer, at: offset) }
         }.get()

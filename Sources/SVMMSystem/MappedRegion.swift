@@ -97,6 +97,8 @@ public struct MappedRegion: ~Copyable, @unchecked Sendable {
         let address = try retryingOnInterrupt {
             system_mmap(length, protection.rawValue, flags, fd, offset)
         }
+        // SAFETY: mmap succeeded, so `address` is the start of a mapping of `length` bytes that this
+        // owner alone unmaps (deinit); every access through `base` is bounds-checked against `length`.
         guard let base = UnsafeMutableRawPointer(bitPattern: address) else { throw Errno.badAddress }
         self.base = base
         self.length = length

@@ -91,6 +91,7 @@ func queryInfo<Info: BitwiseCopyable>(
 ) throws(VFIOError) -> (info: Info, buffer: VFIOInfoBuffer) {
     let fixedSize = MemoryLayout<Info>.size
     var initial = initial
+    // SAFETY: Info is BitwiseCopyable, so its bytes may be copied out; the view lives only for the copy.
     var bytes = withUnsafeBytes(of: &initial) { [UInt8]($0) }
     setArgsz(&bytes, UInt32(fixedSize))
     try ioctl(fd, request, &bytes, operation)
@@ -99,6 +100,7 @@ func queryInfo<Info: BitwiseCopyable>(
         guard wanted <= maximumSize else {
             throw .malformedInfo(operation, reason: "kernel asks for a \(wanted)-byte buffer (limit \(maximumSize))")
         }
+        // SAFETY: as above, a copy of a BitwiseCopyable value's bytes.
         bytes = withUnsafeBytes(of: &initial) { [UInt8]($0) } + [UInt8](repeating: 0, count: wanted - fixedSize)
         setArgsz(&bytes, UInt32(wanted))
         try ioctl(fd, request, &bytes, operation)

@@ -93,6 +93,7 @@ public final class VFIODevice: Sendable {
         let operation = VFIOOperation.writeConfig(address: address, offset: offset, count: bytes.count)
         let region = try regionInfo(.config)
         let position = try fdOffset(region, offset: offset, count: bytes.count, operation: operation)
+        // SAFETY: `buffer` covers exactly bytes.count initialized bytes and lives only for the pwrite.
         let written = try bytes.withUnsafeBytes { buffer in
             Result { () throws(Errno) -> Int in try fd.write(buffer, at: position) }
         }.mapError { VFIOError.failed(operation, $0) }.get()

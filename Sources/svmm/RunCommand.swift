@@ -30,6 +30,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1
 
+    @OptionGroup var passthrough: PassthroughOptions
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -44,6 +46,10 @@ struct RunCommand: ParsableCommand {
         let memorySize = MemorySize.parse(mem) ?? 0
         let kernelBytes = try Self.readFile(kernel, what: "kernel")
         let initrdBytes = try initrd.map { try Self.readFile($0, what: "initrd") }
+        if !passthrough.device.isEmpty {
+            let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
+        }
         let machine: Machine
         do {
             machine = try LinuxGuest.build(

@@ -7,7 +7,8 @@ struct SVMM: ParsableCommand {
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
         subcommands: [
             ListCommand.self, GroupsCommand.self, CheckCommand.self, VFIOCommand.self, USBCommand.self,
-            RunCommand.self,
+            BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self, PersistCommand.self, UnpersistCommand.self,
+            RunCommand.self, PassthroughCommand.self,
         ]
     )
 }

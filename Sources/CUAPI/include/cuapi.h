@@ -176,4 +176,17 @@ static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DATAMATCH(void) { return KVM_
 static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DEASSIGN(void) { return KVM_IOEVENTFD_FLAG_DEASSIGN; }
 // ==== End block: vmm helper ====
 
+
+// ==== Begin block: passthrough helper (SVMMVFIOPCI: the KVM-VFIO pseudo device, INTx resampling) ====
+static inline unsigned long svmm_KVM_CREATE_DEVICE(void) { return KVM_CREATE_DEVICE; }       // KVM_CAP_DEVICE_CTRL
+static inline unsigned long svmm_KVM_SET_DEVICE_ATTR(void) { return KVM_SET_DEVICE_ATTR; }   // KVM_CAP_DEVICE_CTRL
+static inline unsigned int svmm_KVM_DEV_TYPE_VFIO(void) { return KVM_DEV_TYPE_VFIO; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP(void) { return KVM_DEV_VFIO_GROUP; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP_ADD(void) { return KVM_DEV_VFIO_GROUP_ADD; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP_DEL(void) { return KVM_DEV_VFIO_GROUP_DEL; }
+static inline unsigned int svmm_KVM_IRQFD_FLAG_RESAMPLE(void) { return KVM_IRQFD_FLAG_RESAMPLE; }
+static inline unsigned long svmm_sizeof_kvm_create_device(void) { return sizeof(struct kvm_create_device); }
+static inline unsigned long svmm_sizeof_kvm_device_attr(void) { return sizeof(struct kvm_device_attr); }
+// ==== End block: passthrough helper ====
+
 #endif

@@ -1,0 +1,15 @@
+import Foundation
+import SVMMHost
+
+/// A BindError at the command line: one line on stderr, its exit status (2 bad input, 1 refused or failed).
+struct BindFailure: Error, CustomStringConvertible {
+    var error: BindError
+    init(_ error: BindError) { self.error = error }
+    var description: String { error.description }
+
+    /// Prints and exits with the error's status.
+    func exit() -> Never {
+        FileHandle.standardError.write(Data("svmm: \(error.description)\n".utf8))
+        Foundation.exit(error.exitStatus)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import SVMMHost
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Replay the journal: return interrupted (and with --all, every held) binding to its recorded state.",
+        discussion: """
+            Without --all: every assignment whose bind or restore did not finish (a crash, a kill, a \
+            failed rollback) is returned to its original driver and driver_override; bindings that \
+            completed stay held, since a VM may be using them. With --all: every function svmm holds. \
+            Idempotent: safe to run twice, and at boot. Exit status: 0 done (or nothing to do), 1 a \
+            step failed.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var binding: BindingOptions
+
+    @Flag(help: "Also return bindings that completed (everything svmm holds).")
+    var all = false
+
+    @Flag(help: "Show what would be returned and change nothing.")
+    var dryRun = false
+
+    func run() throws {
+        let root = try global.hostRoot()
+        let (ledger, _) = try binding.ledger(root)
+        let entries = all ? ledger.entries : ledger.unfinished
+        if dryRun {
+            if output.json {
+                print(try BindingJSON.encode(ReleaseRun.Result(result: "planned", released: entries)))
+            } else {
+                for e in entries { print("\(e.address): would return to \(e.originalDriver ?? "no driver") (\(e.state.rawValue))") }
+                if entries.isEmpty { print("Nothing to restore.") }
+            }
+            return
+        }
+        if entries.isEmpty {
+            if output.json {
+                print(try BindingJSON.encode(ReleaseRun.Result(result: "nothing", released: [])))
+            } else {
+                let held = ledger.held.count
+                print("Nothing to restore." + (held > 0 && !all ? " (\(held) completed binding\(held == 1 ? "" : "s") held; --all returns them too)" : ""))
+            }
+            return
+        }
+        try ReleaseRun.run(entries, command: "restore", root: root, binding: binding, json: output.json)
+    }
+}
