@@ -252,6 +252,23 @@ import Testing
         function.writeConfig(offset: cap + 2, size: 2, value: 1)
         function.deliverInterrupt()
         #expect(msis.count == 1 && msis.first?.0 == 0xFEE0_0000 && msis.first?.1 == 0x41)
+        // MSI-X wins over MSI once enabled: program vector 0 through BAR0, enable in config space.
+        let x = function.msixOffset
+        #expect(function.readConfig(offset: x, size: 1) == 0x11)
+        #expect(function.readConfig(offset: x + 4, size: 4) == UInt32(XHCIPCIFunction.msixTableOffset))
+        function.write(offset: XHCIPCIFunction.msixTableOffset, size: 4, value: 0xFEE0_1000)
+        function.write(offset: XHCIPCIFunction.msixTableOffset + 8, size: 4, value: 0x55)
+        function.write(offset: XHCIPCIFunction.msixTableOffset + 12, size: 4, value: 1)  // masked
+        function.writeConfig(offset: x + 2, size: 2, value: 0x8000)
+        function.deliverInterrupt()
+        #expect(msis.count == 1)  // masked: pending, nothing sent
+        #expect(function.read(offset: XHCIPCIFunction.msixPBAOffset, size: 8) & 1 == 1)
+        function.write(offset: XHCIPCIFunction.msixTableOffset + 12, size: 4, value: 0)  // unmask: delivered once
+        #expect(msis.count == 2 && msis.last?.0 == 0xFEE0_1000 && msis.last?.1 == 0x55)
+        function.deliverInterrupt()
+        #expect(msis.count == 3)
+        // The rest of BAR0 is the controller's registers.
+        #expect(function.read(offset: 0, size: 1) == 0x40)
         // BAR0 is 64-bit memory of the register block's size.
         function.writeConfig(offset: 0x10, size: 4, value: 0xFFFF_FFFF)
         #expect(function.readConfig(offset: 0x10, size: 4) == UInt32(truncatingIfNeeded: ~(XHCIRegisters.barSize - 1)) | 0x4)
