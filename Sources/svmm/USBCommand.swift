@@ -16,7 +16,7 @@ struct USBCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usb",
         abstract: "List and inspect host USB devices (libusb).",
-        subcommands: [List.self, Describe.self, USBSelftestCommand.self]
+        subcommands: [List.self, Describe.self, USBSelftestCommand.self, USBRestoreCommand.self]
     )
 
     static let schemaVersion = 1

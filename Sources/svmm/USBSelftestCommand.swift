@@ -33,6 +33,11 @@ struct USBSelftestCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    /// For the lab's crash test: hold the device detached this long before probing (then a kill -9
+    /// leaves the journal with an outstanding detach for `svmm usb restore`).
+    @Option(help: .hidden)
+    var pauseAfterDetach: UInt32 = 0
+
     struct ReportJSON: Encodable {
         var schemaVersion: Int
         var portPath: String
@@ -72,6 +77,7 @@ struct USBSelftestCommand: ParsableCommand {
             redirect.log = { reattachErrors.append($0) }
             detached = redirect.detached
             defer { redirect.close() }
+            if pauseAfterDetach > 0 { sleep(pauseAfterDetach) }
             report = try USBStorageProbe.run(USBBackendDriver(device: redirect))
         } catch let error as USBHostError {
             throw USBCommand.fail(error.description)

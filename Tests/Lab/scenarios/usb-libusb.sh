@@ -1,7 +1,7 @@
 #!/bin/sh
 # lab-description: svmm's libusb redirect backend, with no guest, enumerates QEMU's usb-storage, sends INQUIRY and READ(10) of sector 0 over bulk, and gives the device back to usb-storage
 # lab-machine: standard
-# lab-timeout: 150
+# lab-timeout: 200
 # Truth comes from plain shell before svmm runs: the kernel's cached descriptors, the SCSI
 # vendor/model sysfs shows, and sector 0 read with dd from the block device. After the run,
 # /sys must show usb-storage bound to the interface again and the disk back.
@@ -61,4 +61,22 @@ svmm usb selftest 46f4:0001 --journal $W/journal2 >$W/selftest-text.txt 2>&1
 check_eq selftest-text-exit $? 0
 cat $W/selftest-text.txt
 lab_wait 15 _rebound
+
+# --- crash: svmm killed while it holds the device; `svmm usb restore` gives it back.
+svmm usb selftest 46f4:0001 --journal $W/journal-crash --pause-after-detach 60 >$W/crash.out 2>&1 &
+pid=$!
+_detached() { grep -q "^detach" $W/journal-crash 2>/dev/null && [ ! -L $iface/driver ]; }
+lab_wait 20 _detached
+check_eq crash-detached-before-kill "$([ -L $iface/driver ] && echo bound || echo unbound)" unbound
+kill -9 $pid; wait $pid 2>/dev/null
+sleep 2
+check_eq crash-still-unbound-after-kill "$([ -L $iface/driver ] && echo bound || echo unbound)" unbound
+svmm usb restore --journal $W/journal-crash >$W/restore.txt 2>&1
+check_eq restore-exit $? 0
+cat $W/restore.txt
+lab_wait 15 _rebound
+drv_restored=none; [ -L $iface/driver ] && drv_restored=$(basename "$(readlink $iface/driver)")
+check_eq restore-driver-bound "$drv_restored" usb-storage
+svmm usb restore --journal $W/journal-crash >$W/restore2.txt 2>&1
+check_eq restore-idempotent "$(cat $W/restore2.txt)" "Nothing to restore."
 for f in $W/*; do artifact "$f"; done
