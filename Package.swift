@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
         // Host USB devices redirected through libusb behind the xHCI backend protocol (issue 7).
-        .target(name: "SVMMUSBRedirect", dependencies: ["SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),
+        .target(name: "SVMMUSBRedirect", dependencies: ["SVMMXHCI", "SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
 
         .target(
             name: "SVMMHost",

@@ -67,3 +67,30 @@ import SVMMUSBHost
         #expect(USBRedirectDevice.translate(USBAsyncResult(status: .timedOut, data: [], actualLength: 0), inLength: 8).status == .transactionError)
     }
 }
+
+@Suite struct USBHotplugMatcherTests {
+    @Test func portPathSelectorFollowsTheSamePortOnly() throws {
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1-1.2"), connected: "1-1.2")
+        #expect(m.decide(action: "remove", sysname: "1-1.3", product: nil) == .ignore)
+        #expect(m.decide(action: "remove", sysname: "1-1.2", product: nil) == .disconnect(sysname: "1-1.2"))
+        #expect(m.decide(action: "add", sysname: "1-1.3", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "bind", sysname: "1-1.2", product: nil) == .ignore)
+        #expect(m.decide(action: "add", sysname: "1-1.2", product: "1234/5678/100") == .connect(sysname: "1-1.2"))
+        #expect(m.decide(action: "add", sysname: "1-1.2", product: "1234/5678/100") == .ignore)  // already connected
+    }
+
+    @Test func vendorProductSelectorFollowsTheIdentityToAnotherPort() throws {
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "46f4:0001"), connected: "2-3")
+        #expect(m.decide(action: "remove", sysname: "2-3", product: "46f4/1/0") == .disconnect(sysname: "2-3"))
+        #expect(m.decide(action: "add", sysname: "2-4", product: "627/1/0") == .ignore)
+        #expect(m.decide(action: "add", sysname: "2-4", product: "garbage") == .ignore)
+        #expect(m.decide(action: "add", sysname: "2-4", product: "46f4/1/0") == .connect(sysname: "2-4"))
+        #expect(m.connected == "2-4")
+    }
+
+    @Test func busAddressSelectorNeverReconnects() throws {
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1:4"), connected: "1-1")
+        #expect(m.decide(action: "remove", sysname: "1-1", product: nil) == .disconnect(sysname: "1-1"))
+        #expect(m.decide(action: "add", sysname: "1-1", product: "46f4/1/0") == .ignore)
+    }
+}
