@@ -94,3 +94,31 @@ import SVMMUSBHost
         #expect(m.decide(action: "add", sysname: "1-1", product: "46f4/1/0") == .ignore)
     }
 }
+
+@Suite struct USBAttachmentSpecTests {
+    @Test func hostSelectorsSerialAndFallback() throws {
+        #expect(try USBAttachmentSpec(parsing: "46f4:0001") == .host(selector: .vendorProduct(vendorID: 0x46F4, productID: 1), serial: nil, fallback: nil))
+        #expect(try USBAttachmentSpec(parsing: "46f4:0001,serial=SVMM0001")
+                == .host(selector: .vendorProduct(vendorID: 0x46F4, productID: 1), serial: "SVMM0001", fallback: nil))
+        #expect(try USBAttachmentSpec(parsing: "bus=1,port=1.2") == .host(selector: .portPath(bus: 1, ports: [1, 2]), serial: nil, fallback: nil))
+        #expect(try USBAttachmentSpec(parsing: "1234:5678,fallback=storage:/tmp/disk.img")
+                == .host(selector: .vendorProduct(vendorID: 0x1234, productID: 0x5678), serial: nil,
+                         fallback: .init(image: "/tmp/disk.img", readOnly: false)))
+        #expect(try USBAttachmentSpec(parsing: "1234:5678,fallback=storage:/x.img:ro")
+                == .host(selector: .vendorProduct(vendorID: 0x1234, productID: 0x5678), serial: nil, fallback: .init(image: "/x.img", readOnly: true)))
+    }
+
+    @Test func emulatedDevices() throws {
+        #expect(try USBAttachmentSpec(parsing: "storage:/img") == .storage(image: "/img", readOnly: false))
+        #expect(try USBAttachmentSpec(parsing: "storage:/img,readonly") == .storage(image: "/img", readOnly: true))
+        #expect(try USBAttachmentSpec(parsing: "keyboard") == .keyboard)
+    }
+
+    @Test func refusals() {
+        for bad in ["", "keyboard,x", "storage:", "storage:/i,rw", "bus=1", "port=1.2", "46f4:0001,bus=1,port=2",
+                    "46f4:zz", "46f4:0001,color=red", "1-1,serial=X", "46f4:0001,serial=", "1234:5678,fallback=disk:/x",
+                    "1234:5678,fallback=storage:"] {
+            #expect(throws: USBAttachmentSpec.ParseError.self, "\(bad)") { try USBAttachmentSpec(parsing: bad) }
+        }
+    }
+}
