@@ -75,6 +75,11 @@ extension String {
 /// TEST UNIT READY (retried past a unit attention), READ CAPACITY(10), READ(10) of sector 0.
 public enum USBStorageProbe {
     public static func run(_ driver: USBBackendDriver) throws(USBRedirectError) -> USBStorageProbeReport {
+        try probe(driver).report
+    }
+
+    /// The probe, and the Bulk-Only session it opened for further commands.
+    public static func probe(_ driver: USBBackendDriver) throws(USBRedirectError) -> (report: USBStorageProbeReport, session: USBBulkOnlySession) {
         func get(_ value: UInt16, _ length: UInt16) throws(USBRedirectError) -> [UInt8] {
             let r = try driver.control(USBSetupPacket(requestType: 0x80, request: USBStandardRequest.getDescriptor, value: value, index: 0, length: length))
             guard r.status == .completed else { throw .protocolError("GET_DESCRIPTOR(0x\(String(value, radix: 16)), \(length)): \(r.status)") }
@@ -104,25 +109,9 @@ public enum USBStorageProbe {
             ])
         } catch { throw .protocolError("configure endpoints: \(error)") }
 
-        var tag: UInt32 = 0x5356_0000
+        let session = USBBulkOnlySession(driver: driver, bulkIn: bulkIn.address, bulkOut: bulkOut.address)
         func scsi(_ cdb: [UInt8], length: Int) throws(USBRedirectError) -> (data: [UInt8], status: UInt8) {
-            tag += 1
-            func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
-            var cbw: [UInt8] = [0x55, 0x53, 0x42, 0x43] + le32(tag) + le32(UInt32(length)) + [length > 0 ? 0x80 : 0, 0, UInt8(cdb.count)]
-            cbw += cdb + [UInt8](repeating: 0, count: 16 - cdb.count)
-            let sent = try driver.transfer(endpoint: bulkOut.address, type: .bulk, direction: .output, out: cbw)
-            guard sent.status == .completed else { throw .protocolError("CBW for SCSI 0x\(String(cdb[0], radix: 16)): \(sent.status)") }
-            var data: [UInt8] = []
-            if length > 0 {
-                let r = try driver.transfer(endpoint: bulkIn.address, type: .bulk, direction: .input, inLength: length)
-                guard r.status == .completed else { throw .protocolError("data for SCSI 0x\(String(cdb[0], radix: 16)): \(r.status)") }
-                data = r.inData
-            }
-            let csw = try driver.transfer(endpoint: bulkIn.address, type: .bulk, direction: .input, inLength: 13)
-            guard csw.status == .completed, csw.inData.count == 13, Array(csw.inData[0..<4]) == [0x55, 0x53, 0x42, 0x53],
-                  Array(csw.inData[4..<8]) == le32(tag)
-            else { throw .protocolError("bad CSW for SCSI 0x\(String(cdb[0], radix: 16)): \(csw.status) \(csw.inData)") }
-            return (data, csw.inData[12])
+            try session.command(cdb, length: length)
         }
         let inquiry = try scsi([0x12, 0, 0, 0, 36, 0], length: 36)
         guard inquiry.status == 0 else { throw .protocolError("INQUIRY failed with CSW status \(inquiry.status)") }
@@ -138,9 +127,55 @@ public enum USBStorageProbe {
         guard blockSize > 0, blockSize <= 65536 else { throw .protocolError("implausible block size \(blockSize)") }
         let sector = try scsi([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0], length: Int(blockSize))
         guard sector.status == 0 else { throw .protocolError("READ(10) of sector 0 failed with CSW status \(sector.status)") }
-        return USBStorageProbeReport(
+        return (USBStorageProbeReport(
             deviceDescriptor: deviceBytes, configuration: configBytes, vendorID: device.vendorID, productID: device.productID,
             interfaceNumber: interface.number, bulkIn: bulkIn.address, bulkOut: bulkOut.address, inquiry: inquiry.data,
-            blockCount: UInt64(lastLBA) + 1, blockSize: blockSize, sector0: sector.data)
+            blockCount: UInt64(lastLBA) + 1, blockSize: blockSize, sector0: sector.data), session)
+    }
+}
+
+/// Bulk-Only Transport commands over a backend: CBW, data IN, CSW (tag checked).
+public final class USBBulkOnlySession {
+    let driver: USBBackendDriver
+    public let bulkIn: UInt8
+    public let bulkOut: UInt8
+    private var tag: UInt32 = 0x5356_0000
+
+    public init(driver: USBBackendDriver, bulkIn: UInt8, bulkOut: UInt8) {
+        self.driver = driver
+        self.bulkIn = bulkIn
+        self.bulkOut = bulkOut
+    }
+
+    /// One command; `length` bytes of data IN (0 for none).
+    public func command(_ cdb: [UInt8], length: Int) throws(USBRedirectError) -> (data: [UInt8], status: UInt8) {
+        tag &+= 1
+        func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        let name = "SCSI 0x" + String(cdb.first ?? 0, radix: 16)
+        var cbw: [UInt8] = [0x55, 0x53, 0x42, 0x43] + le32(tag) + le32(UInt32(length)) + [length > 0 ? 0x80 : 0, 0, UInt8(cdb.count)]
+        cbw += cdb + [UInt8](repeating: 0, count: 16 - cdb.count)
+        let sent = try driver.transfer(endpoint: bulkOut, type: .bulk, direction: .output, out: cbw)
+        guard sent.status == .completed else { throw .protocolError("CBW for \(name): \(sent.status)") }
+        var data: [UInt8] = []
+        if length > 0 {
+            let r = try driver.transfer(endpoint: bulkIn, type: .bulk, direction: .input, inLength: length)
+            guard r.status == .completed else { throw .protocolError("data for \(name): \(r.status)") }
+            data = r.inData
+        }
+        let csw = try driver.transfer(endpoint: bulkIn, type: .bulk, direction: .input, inLength: 13)
+        guard csw.status == .completed, csw.inData.count == 13, Array(csw.inData[0..<4]) == [0x55, 0x53, 0x42, 0x53],
+              Array(csw.inData[4..<8]) == le32(tag)
+        else { throw .protocolError("bad CSW for \(name): \(csw.status) \(csw.inData)") }
+        return (data, csw.inData[12])
+    }
+
+    /// READ(10) of `blocks` blocks at `lba` as ONE bulk transfer (up to 65535 blocks): the path a
+    /// guest's large reads take, through the transfer engine's combined cap.
+    public func read(lba: UInt32, blocks: UInt16, blockSize: UInt32) throws(USBRedirectError) -> [UInt8] {
+        let cdb: [UInt8] = [0x28, 0, UInt8(lba >> 24), UInt8((lba >> 16) & 0xFF), UInt8((lba >> 8) & 0xFF), UInt8(lba & 0xFF),
+                            0, UInt8(blocks >> 8), UInt8(blocks & 0xFF), 0]
+        let r = try command(cdb, length: Int(blocks) * Int(blockSize))
+        guard r.status == 0 else { throw .protocolError("READ(10) of \(blocks) blocks at \(lba) failed with CSW status \(r.status)") }
+        return r.data
     }
 }

@@ -38,6 +38,17 @@ struct USBSelftestCommand: ParsableCommand {
     @Option(help: .hidden)
     var pauseAfterDetach: UInt32 = 0
 
+    @Option(help: "Also read this many MiB from the start of the disk as one bulk transfer (1-32) and report the rate.")
+    var readMiB: Int?
+
+    @Option(help: "Write the bytes --read-mib read to this file (to compare with the host's own read).")
+    var readTo: String?
+
+    func validate() throws {
+        if let readMiB, !(1...32).contains(readMiB) { throw ValidationError("--read-mib must be 1...32") }
+        if readTo != nil && readMiB == nil { throw ValidationError("--read-to needs --read-mib") }
+    }
+
     struct ReportJSON: Encodable {
         var schemaVersion: Int
         var portPath: String
@@ -52,6 +63,8 @@ struct USBSelftestCommand: ParsableCommand {
         var capacity: Capacity
         var sector0: String
         var sector0Text: String
+        var bulkRead: BulkRead?
+        struct BulkRead: Encodable { var bytes: Int; var seconds: Double; var mibPerSecond: Double }
         var detachedDrivers: [Detached]
         var reattachErrors: [String]
 
@@ -66,6 +79,7 @@ struct USBSelftestCommand: ParsableCommand {
         let directory = String(journal.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
         if !directory.isEmpty { mkdir(directory, 0o755) }
         let report: USBStorageProbeReport
+        var bulkRead: ReportJSON.BulkRead?
         let device: USBHostDevice
         var detached: [USBDetachRecord] = []
         var reattachErrors: [String] = []
@@ -78,7 +92,22 @@ struct USBSelftestCommand: ParsableCommand {
             detached = redirect.detached
             defer { redirect.close() }
             if pauseAfterDetach > 0 { sleep(pauseAfterDetach) }
-            report = try USBStorageProbe.run(USBBackendDriver(device: redirect))
+            let (probed, session) = try USBStorageProbe.probe(USBBackendDriver(device: redirect))
+            report = probed
+            if let readMiB {
+                let blocks = UInt16(min(Int(UInt16.max), readMiB << 20 / Int(report.blockSize)))
+                var start = timespec(), end = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &start)
+                let data = try session.read(lba: 0, blocks: blocks, blockSize: report.blockSize)
+                clock_gettime(CLOCK_MONOTONIC, &end)
+                let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+                bulkRead = .init(bytes: data.count, seconds: seconds, mibPerSecond: seconds > 0 ? Double(data.count) / 1048576 / seconds : 0)
+                if let readTo {
+                    guard let file = fopen(readTo, "w") else { throw USBCommand.fail("cannot write \(readTo)") }
+                    _ = data.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+                    fclose(file)
+                }
+            }
         } catch let error as USBHostError {
             throw USBCommand.fail(error.description)
         } catch let error as USBRedirectError {
@@ -94,7 +123,7 @@ struct USBSelftestCommand: ParsableCommand {
                 bulkIn: USBCommand.hex([report.bulkIn]), bulkOut: USBCommand.hex([report.bulkOut]),
                 inquiry: .init(vendor: report.inquiryVendor, product: report.inquiryProduct, raw: USBCommand.hex(report.inquiry)),
                 capacity: .init(blocks: report.blockCount, blockSize: report.blockSize),
-                sector0: USBCommand.hex(report.sector0), sector0Text: printable,
+                sector0: USBCommand.hex(report.sector0), sector0Text: printable, bulkRead: bulkRead,
                 detachedDrivers: detached.map { .init(interface: Int($0.interface), driver: $0.driver) },
                 reattachErrors: reattachErrors))
         } else {
@@ -103,6 +132,9 @@ struct USBSelftestCommand: ParsableCommand {
             print("inquiry:     \(report.inquiryVendor) \(report.inquiryProduct)")
             print("capacity:    \(report.blockCount) blocks of \(report.blockSize) bytes")
             print("sector 0:    \(printable)")
+            if let bulkRead {
+                print("bulk read:   \(bulkRead.bytes) bytes in one transfer, \(String(Int(bulkRead.mibPerSecond * 10) / 10)).\(Int(bulkRead.mibPerSecond * 10) % 10) MiB/s")
+            }
             print("drivers:     " + (detached.isEmpty ? "none were bound" : detached.map { "\($0.driver) on interface \($0.interface)" }.joined(separator: ", ")
                                      + (reattachErrors.isEmpty ? ", reattached" : "; reattach failed: \(reattachErrors.joined(separator: "; "))")))
         }

@@ -53,6 +53,16 @@ import SVMMUSBHost
         #expect(storage.configuration == 1)
     }
 
+    @Test func oneLargeBulkReadThroughTheSession() throws {
+        var bytes = image()
+        for i in 512..<bytes.count { bytes[i] = UInt8(truncatingIfNeeded: i / 512) }
+        let storage = USBMassStorage(disk: SCSIDisk(backing: USBMemoryBacking(bytes: bytes)), name: "emulated")
+        let (report, session) = try USBStorageProbe.probe(USBBackendDriver(device: storage))
+        let data = try session.read(lba: 0, blocks: 64, blockSize: report.blockSize)
+        #expect(data == bytes)
+        #expect(throws: USBRedirectError.self) { try session.read(lba: 60, blocks: 8, blockSize: 512) }  // past the end
+    }
+
     @Test func probeRefusesADeviceThatIsNotMassStorage() throws {
         #expect(throws: USBRedirectError.self) { try USBStorageProbe.run(USBBackendDriver(device: USBKeyboard())) }
     }

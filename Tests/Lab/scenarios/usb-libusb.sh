@@ -40,11 +40,16 @@ echo "$(($(cat /sys/block/$disk/size) * 512 / $(cat /sys/block/$disk/queue/logic
 echo "$dev" >$W/truth-portpath.txt
 lab_log "storage $dev disk $disk, driver $drv_before"
 
-# --- svmm, as a user would run it.
-svmm usb selftest 46f4:0001 --json --journal $W/journal >$W/selftest.json 2>$W/selftest.err
+mkdir -p /tmp/usb-bins
+dd if=/dev/$disk bs=1M count=4 of=/tmp/usb-bins/truth-4mib.bin 2>/dev/null
+
+# --- svmm, as a user would run it (with one 4 MiB READ(10) as a single bulk transfer).
+svmm usb selftest 46f4:0001 --json --journal $W/journal --read-mib 4 --read-to /tmp/usb-bins/svmm-4mib.bin >$W/selftest.json 2>$W/selftest.err
 echo $? >$W/selftest.rc
 echo "svmm usb selftest 46f4:0001 --json -> exit $(cat $W/selftest.rc)"; cat $W/selftest.err
 check_eq selftest-exit "$(cat $W/selftest.rc)" 0
+check_eq bulk-read-4mib-size "$(wc -c </tmp/usb-bins/svmm-4mib.bin 2>/dev/null)" 4194304
+check_eq bulk-read-4mib-equals-dd "$(cmp /tmp/usb-bins/svmm-4mib.bin /tmp/usb-bins/truth-4mib.bin >/dev/null 2>&1 && echo same || echo differ)" same
 
 # --- after: usb-storage bound again (truth from /sys), and the disk back.
 _rebound() { [ -L $iface/driver ] && [ "$(basename "$(readlink $iface/driver)")" = usb-storage ]; }
