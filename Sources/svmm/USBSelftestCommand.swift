@@ -38,10 +38,10 @@ struct USBSelftestCommand: ParsableCommand {
     @Option(help: .hidden)
     var pauseAfterDetach: UInt32 = 0
 
-    @Option(help: "Also read this many MiB from the start of the disk as one bulk transfer (1-32) and report the rate.")
+    @Option(name: .customLong("read-mib"), help: "Also read this many MiB from the start of the disk as one bulk transfer (1-32) and report the rate.")
     var readMiB: Int?
 
-    @Option(help: "Write the bytes --read-mib read to this file (to compare with the host's own read).")
+    @Option(name: .customLong("read-to"), help: "Write the bytes --read-mib read to this file (to compare with the host's own read).")
     var readTo: String?
 
     func validate() throws {

@@ -11,6 +11,13 @@ import Testing
         #expect(r.stderr.contains("invalid USB device selector '46f4:zz'"))
     }
 
+    @Test func readOptionsAreValidatedBeforeAnyDeviceIsTouched() throws {
+        let tooBig = try USBCLI.run(["usb", "selftest", "46f4:0001", "--read-mib", "40"])
+        #expect(tooBig.status == 2 && tooBig.stderr.contains("--read-mib must be 1...32"))
+        let alone = try USBCLI.run(["usb", "selftest", "46f4:0001", "--read-to", "/tmp/x"])
+        #expect(alone.status == 2 && alone.stderr.contains("--read-to needs --read-mib"))
+    }
+
     @Test func restoreWithNothingOutstandingSaysSo() throws {
         let path = NSTemporaryDirectory() + "svmm-usb-journal-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: path) }
