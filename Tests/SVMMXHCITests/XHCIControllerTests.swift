@@ -235,6 +235,51 @@ import Testing
         #expect(Array(sector.csw[0..<4]) == [0x55, 0x53, 0x42, 0x53] && sector.csw[12] == 0)
     }
 
+    /// The emulated keyboard behind the controller: interrupt IN (DCI 3) is held by the device until a
+    /// key changes; the completion comes back later through the queue, like a host device's would.
+    @Test func keyboardInterruptTransferCompletesWhenAKeyIsPressed() throws {
+        let g = try GuestDriver()
+        let keyboard = USBKeyboard()
+        let port = try #require(g.controller.attach(keyboard))
+        try g.start()
+        g.writePortsc(port, XHCIRegisters.portPower | XHCIRegisters.portReset)
+        _ = g.events()
+        let slot = try g.enumerateToAddressed(port: port, speed: 1, maxPacket: 8)
+        var e = try g.control(slot: slot, USBSetupPacket(requestType: 0x80, request: 6, value: 0x0200, index: 0, length: 34))
+        #expect(try g.memory.read(count: 3, at: GuestAddress(GuestDriver.data + 9 + 5)) == [3, 1, 1])  // HID boot keyboard
+        try g.memory.fill(0, at: GuestAddress(GuestDriver.inputContext), length: 0x440)
+        try g.memory.store(UInt32(1 << 3), at: GuestAddress(GuestDriver.inputContext + 4))
+        try g.writeEndpointInput(dci: 3, type: 7, maxPacket: 8)
+        #expect(GuestDriver.code(try g.command(g.commandTRB(.configureEndpoint, slot: slot, parameter: GuestDriver.inputContext))) == .success)
+        _ = try g.control(slot: slot, USBSetupPacket(requestType: 0x00, request: 9, value: 1, index: 0, length: 0))
+        _ = try g.control(slot: slot, USBSetupPacket(requestType: 0x21, request: 0x0A, value: 0, index: 0, length: 0))  // SET_IDLE
+        try g.queue(slot: slot, dci: 3, [GuestDriver.trb(.normal, parameter: GuestDriver.data + 0x800, length: 8, flags: GuestDriver.ioc | GuestDriver.isp)])
+        #expect(g.events().isEmpty)  // NAK: the TD waits
+        keyboard.setKeys(modifiers: 0, keys: [0x0B])  // 'h'
+        g.controller.processCompletions()
+        e = g.events()
+        #expect(e.count == 1 && GuestDriver.code(e.first) == .success)
+        #expect(try g.memory.read(count: 8, at: GuestAddress(GuestDriver.data + 0x800)) == [0, 0, 0x0B, 0, 0, 0, 0, 0])
+        // Stop Endpoint while a TD is held: the keyboard is told to cancel, no event, dequeue stays on the TD.
+        try g.queue(slot: slot, dci: 3, [GuestDriver.trb(.normal, parameter: GuestDriver.data + 0x800, length: 8, flags: GuestDriver.ioc)])
+        #expect(GuestDriver.code(try g.command(g.commandTRB(.stopEndpoint, slot: slot, endpoint: 3))) == .success)
+        g.controller.processCompletions()
+        keyboard.setKeys(modifiers: 0, keys: [])
+        g.controller.processCompletions()
+        #expect(g.events().isEmpty)
+        // Ringing the doorbell restarts it: the same TD gets the release report that happened while
+        // stopped (no report is lost), and the next TD the next key.
+        try g.memory.fill(0xFF, at: GuestAddress(GuestDriver.data + 0x800), length: 8)
+        g.write32(XHCIRegisters.doorbellBase + UInt64(slot) * 4, 3)
+        #expect(GuestDriver.code(g.events().first) == .success)
+        #expect(try g.memory.read(count: 8, at: GuestAddress(GuestDriver.data + 0x800)) == [0, 0, 0, 0, 0, 0, 0, 0])
+        try g.queue(slot: slot, dci: 3, [GuestDriver.trb(.normal, parameter: GuestDriver.data + 0x800, length: 8, flags: GuestDriver.ioc)])
+        keyboard.setKeys(modifiers: 2, keys: [0x04])
+        g.controller.processCompletions()
+        #expect(GuestDriver.code(g.events().first) == .success)
+        #expect(try g.memory.read(count: 3, at: GuestAddress(GuestDriver.data + 0x800)) == [2, 0, 0x04])
+    }
+
     @Test func pciFunctionDeliversMSIWhenEnabledElseINTx() throws {
         let memory = try GuestMemory(layout: [(base: 0, size: 1 << 20)])
         let function = try XHCIPCIFunction(memory: memory)
