@@ -12,6 +12,9 @@ public final class USBRedirectDevice: USBBackendDevice {
     let journal: (any USBDetachJournal)?
     public private(set) var interfaces: [UInt8] = []
     public private(set) var detached: [USBDetachRecord] = []
+    /// Things the user should know before the guest takes the device (an input device the host
+    /// uses goes dark on the host while redirected).
+    public private(set) var warnings: [String] = []
     private var claimed: [UInt8] = []
     private var closed = false
     public var log: (String) -> Void = { _ in }
@@ -32,6 +35,8 @@ public final class USBRedirectDevice: USBBackendDevice {
         do {
             let config = try opened.configurationDescriptor(index: 0)
             interfaces = Array(Set(config.descriptor.interfaces.map(\.number))).sorted()
+            warnings = Self.inputWarnings(portPath: host.portPath, interfaces: config.descriptor.interfaces,
+                                          drivers: host.interfaces)
         } catch {
             throw .host(error.description)
         }
@@ -65,6 +70,22 @@ public final class USBRedirectDevice: USBBackendDevice {
     }
 
     deinit { close() }
+
+    /// HID interfaces (class 03) that a host input driver has bound: keyboards and mice the host
+    /// console may be using. Redirecting still proceeds; the caller shows the warning.
+    static func inputWarnings(portPath: String, interfaces: [USBConfigurationDescriptor.Interface],
+                              drivers: [USBHostDevice.InterfaceBinding]) -> [String] {
+        var warnings: [String] = []
+        for interface in interfaces where interface.interfaceClass == 0x03 && interface.alternateSetting == 0 {
+            let binding = drivers.first { $0.name.hasSuffix(".\(interface.number)") }
+            guard let driver = binding?.driver else { continue }
+            let kind = interface.interfaceSubClass == 1 && interface.interfaceProtocol == 1 ? "keyboard"
+                : interface.interfaceSubClass == 1 && interface.interfaceProtocol == 2 ? "mouse" : "input device"
+            warnings.append("\(portPath) interface \(interface.number) is a \(kind) bound to \(driver) on the host; "
+                            + "the host stops seeing it while the guest has it")
+        }
+        return warnings
+    }
 
     /// Cancels transfers, releases the interfaces and reattaches the kernel drivers. Idempotent.
     public func close() {

@@ -89,6 +89,7 @@ struct USBSelftestCommand: ParsableCommand {
             device = try inventory.unique(parsed)
             let redirect = try USBRedirectDevice(opened: try context.open(device), journal: USBDetachJournalFile(path: journal))
             redirect.log = { reattachErrors.append($0) }
+            for warning in redirect.warnings { writeStandardError("svmm: warning: \(warning)\n") }
             detached = redirect.detached
             defer { redirect.close() }
             if pauseAfterDetach > 0 { sleep(pauseAfterDetach) }

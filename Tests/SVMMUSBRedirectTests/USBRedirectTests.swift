@@ -132,3 +132,23 @@ import SVMMUSBHost
         }
     }
 }
+
+@Suite struct USBRedirectWarningTests {
+    @Test func hidInterfacesBoundOnTheHostAreWarnedAbout() throws {
+        // QEMU's usb-kbd: one boot-keyboard interface bound to usbhid.
+        let kbd = try USBConfigurationDescriptor(bytes: [9, 2, 34, 0, 1, 1, 0, 0xA0, 50,
+                                                         9, 4, 0, 0, 1, 3, 1, 1, 0,
+                                                         9, 0x21, 0x11, 1, 0, 1, 0x22, 63, 0,
+                                                         7, 5, 0x81, 3, 8, 0, 10])
+        let bound = USBRedirectDevice.inputWarnings(portPath: "1-1", interfaces: kbd.interfaces,
+                                                    drivers: [.init(name: "1-1:1.0", driver: "usbhid")])
+        #expect(bound.count == 1 && bound[0].contains("keyboard bound to usbhid"))
+        #expect(USBRedirectDevice.inputWarnings(portPath: "1-1", interfaces: kbd.interfaces,
+                                                drivers: [.init(name: "1-1:1.0", driver: nil)]).isEmpty)
+        // Storage: no warning.
+        let storage = try USBConfigurationDescriptor(bytes: [9, 2, 32, 0, 1, 1, 0, 0x80, 50, 9, 4, 0, 0, 2, 8, 6, 0x50, 0,
+                                                             7, 5, 0x81, 2, 0, 2, 0, 7, 5, 0x02, 2, 0, 2, 0])
+        #expect(USBRedirectDevice.inputWarnings(portPath: "2-3", interfaces: storage.interfaces,
+                                                drivers: [.init(name: "2-3:1.0", driver: "usb-storage")]).isEmpty)
+    }
+}
