@@ -342,6 +342,7 @@ extension USBOpenedDevice {
     /// The bConfigurationValue the device is in (0 = unconfigured).
     public func activeConfiguration() throws(USBHostError) -> Int32 {
         var value: Int32 = 0
+        // SAFETY: libusb writes one Int32 through the address of a local that outlives the call.
         let rc = libusb_get_configuration(handle, &value)
         guard rc == 0 else { throw .libusb(operation: "libusb_get_configuration", code: rc, node: device.deviceNodePath) }
         return value

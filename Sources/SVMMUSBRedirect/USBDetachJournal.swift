@@ -36,6 +36,7 @@ public final class USBDetachJournalFile: USBDetachJournal {
         guard fd >= 0 else { throw .journal(path: path, errno: errno) }
         defer { close(fd) }
         let bytes = Array((line + "\n").utf8)
+        // SAFETY: write reads exactly the array's bytes while the buffer is valid.
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(fd) == 0 else { throw .journal(path: path, errno: errno) }
     }
@@ -68,6 +69,7 @@ public final class USBDetachJournalFile: USBDetachJournal {
         defer { fclose(file) }
         var lines: [String] = []
         var buffer = [CChar](repeating: 0, count: 512)
+        // SAFETY: fgets writes at most buffer.count bytes (NUL included) into the array.
         while fgets(&buffer, Int32(buffer.count), file) != nil {
             lines.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
                 .trimmingNewline())

@@ -98,6 +98,7 @@ struct USBSelftestCommand: ParsableCommand {
             if let readMiB {
                 let blocks = UInt16(min(Int(UInt16.max), readMiB << 20 / Int(report.blockSize)))
                 var start = timespec(), end = timespec()
+                // SAFETY: clock_gettime writes one timespec into a local.
                 clock_gettime(CLOCK_MONOTONIC, &start)
                 let data = try session.read(lba: 0, blocks: blocks, blockSize: report.blockSize)
                 clock_gettime(CLOCK_MONOTONIC, &end)
@@ -105,6 +106,7 @@ struct USBSelftestCommand: ParsableCommand {
                 bulkRead = .init(bytes: data.count, seconds: seconds, mibPerSecond: seconds > 0 ? Double(data.count) / 1048576 / seconds : 0)
                 if let readTo {
                     guard let file = fopen(readTo, "w") else { throw USBCommand.fail("cannot write \(readTo)") }
+                    // SAFETY: fwrite reads exactly the array's bytes while the buffer is valid.
                     _ = data.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
                     fclose(file)
                 }

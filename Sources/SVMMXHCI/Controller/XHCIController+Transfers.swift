@@ -120,6 +120,7 @@ extension XHCIController {
                         return
                     }
                 } else {
+                    // SAFETY: reads at most 8 bytes (length <= 8 was checked) of a local UInt64.
                     withUnsafeBytes(of: piece.trb.parameter.littleEndian) { outData += $0.prefix(piece.length) }
                 }
             }

@@ -278,6 +278,7 @@ public final class XHCIController: BusDevice {
     func microframeIndex() -> UInt32 {
         guard isRunning else { return 0 }
         var now = timespec()
+        // SAFETY: clock_gettime writes one timespec into a local.
         clock_gettime(CLOCK_MONOTONIC, &now)
         let microframes = (UInt64(now.tv_sec) &* 8000) &+ UInt64(now.tv_nsec) / 125_000
         return UInt32(truncatingIfNeeded: microframes) & 0x3FFF

@@ -5,6 +5,7 @@
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    // SAFETY: libFuzzer passes `size` readable bytes at `data` for the duration of the call.
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     if let device = try? USBDeviceDescriptor(bytes: bytes) {
         precondition(bytes.count >= 18 && device.maxPacketSize0 != 0)

@@ -20,6 +20,7 @@ func le(_ bytes: ArraySlice<UInt8>) -> UInt64 {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    // SAFETY: libFuzzer passes `size` readable bytes at `data` for the duration of the call.
     let input = Array(UnsafeBufferPointer(start: data, count: size))
     guard let memory = sharedMemory, (try? memory.fill(0, at: GuestAddress(0), length: ramSize)) != nil else { return 0 }
     let split = input.isEmpty ? 0 : min(Int(input[0]) * 64, input.count)
