@@ -152,3 +152,18 @@ import SVMMUSBHost
                                                 drivers: [.init(name: "2-3:1.0", driver: "usb-storage")]).isEmpty)
     }
 }
+
+@Suite struct USBRedirectabilityTests {
+    func device(ports: [UInt8], cls: UInt8, openError: String? = nil) -> USBHostDevice {
+        USBHostDevice(busNumber: 1, deviceAddress: 2, portNumbers: ports, speed: .high, vendorID: 0x46F4, productID: 1,
+                      deviceClass: cls, deviceSubClass: 0, deviceProtocol: 0, bcdUSB: 0x200, bcdDevice: 0, numConfigurations: 1,
+                      openError: openError)
+    }
+
+    @Test func rootHubsHubsAndUnopenableDevicesAreNotRedirectable() {
+        #expect(USBRedirectability(device(ports: [], cls: 9)).possible == false)
+        #expect(USBRedirectability(device(ports: [1], cls: 9)).reason?.contains("hubs") == true)
+        #expect(USBRedirectability(device(ports: [1], cls: 0, openError: "LIBUSB_ERROR_ACCESS")).reason?.contains("ACCESS") == true)
+        #expect(USBRedirectability(device(ports: [1, 2], cls: 0)) == USBRedirectability(possible: true, reason: nil))
+    }
+}

@@ -40,6 +40,11 @@ echo "$(($(cat /sys/block/$disk/size) * 512 / $(cat /sys/block/$disk/queue/logic
 echo "$dev" >$W/truth-portpath.txt
 lab_log "storage $dev disk $disk, driver $drv_before"
 
+# Which devices are hubs, from sysfs: "NAME bDeviceClass" (09 = hub; root hubs are usbN).
+for d in /sys/bus/usb/devices/*; do
+  [ -f "$d/bDeviceClass" ] && echo "${d##*/} $(cat $d/bDeviceClass)"
+done >$W/truth-classes.txt
+svmm usb list --json >$W/list.json 2>$W/list.err
 mkdir -p /tmp/usb-bins
 dd if=/dev/$disk bs=1M count=4 of=/tmp/usb-bins/truth-4mib.bin 2>/dev/null
 
