@@ -8,6 +8,12 @@
 . /lab/lib.sh
 W=/tmp/usb-libusb
 mkdir -p $W
+# Guard against memory corruption in L1 (seen once: this script's text changed under the shell
+# after the large USB reads): checksum the script and a 4 MiB canary now, compare after each step.
+SELF=$(cksum </lab/scenario.sh)
+dd if=/dev/urandom of=/tmp/canary bs=1M count=4 2>/dev/null
+CANARY=$(cksum </tmp/canary)
+_intact() { check_eq "memory-intact-after-$1" "$(cksum </lab/scenario.sh) / $(cksum </tmp/canary)" "$SELF / $CANARY"; }
 
 _find_storage() {
   for d in /sys/bus/usb/devices/*; do
@@ -47,12 +53,14 @@ done >$W/truth-classes.txt
 svmm usb list --json >$W/list.json 2>$W/list.err
 mkdir -p /tmp/usb-bins
 dd if=/dev/$disk bs=1M count=4 of=/tmp/usb-bins/truth-4mib.bin 2>/dev/null
+_intact kernel-4mib-read
 
 # --- svmm, as a user would run it (with one 4 MiB READ(10) as a single bulk transfer).
 svmm usb selftest 46f4:0001 --json --journal $W/journal --read-mib 4 --read-to /tmp/usb-bins/svmm-4mib.bin >$W/selftest.json 2>$W/selftest.err
 echo $? >$W/selftest.rc
 echo "svmm usb selftest 46f4:0001 --json -> exit $(cat $W/selftest.rc)"; cat $W/selftest.err
 check_eq selftest-exit "$(cat $W/selftest.rc)" 0
+_intact svmm-selftest
 check_eq bulk-read-4mib-size "$(wc -c </tmp/usb-bins/svmm-4mib.bin 2>/dev/null)" 4194304
 check_eq bulk-read-4mib-equals-dd "$(cmp /tmp/usb-bins/svmm-4mib.bin /tmp/usb-bins/truth-4mib.bin >/dev/null 2>&1 && echo same || echo differ)" same
 
@@ -93,4 +101,6 @@ drv_restored=none; [ -L $iface/driver ] && drv_restored=$(basename "$(readlink $
 check_eq restore-driver-bound "$drv_restored" usb-storage
 svmm usb restore --journal $W/journal-crash >$W/restore2.txt 2>&1
 check_eq restore-idempotent "$(cat $W/restore2.txt)" "Nothing to restore."
+_intact everything
+cp /lab/scenario.sh $W/scenario-as-run.sh
 for f in $W/*; do artifact "$f"; done
