@@ -35,6 +35,10 @@ drv_before=none; [ -L $iface/driver ] && drv_before=$(basename "$(readlink $ifac
 check_eq driver-before "$drv_before" usb-storage
 
 # --- truth, by plain shell.
+# No readahead: a READ the kernel issues on its own behind dd may still be in flight when svmm
+# detaches usb-storage, and a cancelled in-flight transfer on QEMU's emulated xHCI/usb-storage has
+# been seen to scribble over L1 memory the guest had already reused (the shell's script buffer).
+echo 0 >/sys/block/$disk/queue/read_ahead_kb
 od -An -tx1 -v /sys/bus/usb/devices/$dev/descriptors | tr -d ' \n' >$W/truth-descriptors.hex
 dd if=/dev/$disk bs=512 count=1 2>/dev/null | od -An -tx1 -v | tr -d ' \n' >$W/truth-sector0.hex
 dd if=/dev/$disk bs=512 count=1 2>/dev/null | head -c 15 >$W/truth-marker.txt
@@ -54,6 +58,9 @@ svmm usb list --json >$W/list.json 2>$W/list.err
 mkdir -p /tmp/usb-bins
 dd if=/dev/$disk bs=1M count=4 of=/tmp/usb-bins/truth-4mib.bin 2>/dev/null
 _intact kernel-4mib-read
+
+_idle() { [ "$(cat /sys/block/$disk/inflight | tr -s ' ' | sed 's/^ //')" = "0 0" ]; }
+sync; lab_wait 10 _idle || lab_log "sda still has I/O in flight"
 
 # --- svmm, as a user would run it (with one 4 MiB READ(10) as a single bulk transfer).
 svmm usb selftest 46f4:0001 --json --journal $W/journal --read-mib 4 --read-to /tmp/usb-bins/svmm-4mib.bin >$W/selftest.json 2>$W/selftest.err
