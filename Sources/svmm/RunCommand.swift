@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import SVMMUSBRedirect
 import SVMMVMM
 
 /// `svmm run`: boot a Linux bzImage in a KVM virtual machine, console on stdout.
@@ -32,6 +33,9 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var passthrough: PassthroughOptions
 
+    @Option(name: .customLong("usb"), help: "A USB device for the guest's xHCI: VID:PID[,serial=S][,fallback=storage:IMAGE[:ro]], bus=B,port=P.P, storage:IMAGE[,readonly] or keyboard (repeatable).")
+    var usb: [String] = []
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -40,6 +44,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--mem \(mem) must be a multiple of 4 KiB between 32M and 1T")
         }
         guard cpus >= 1, cpus <= 255 else { throw ValidationError("--cpus must be between 1 and 255") }
+        for spec in usb {
+            do { _ = try USBAttachmentSpec(parsing: spec) } catch { throw ValidationError(error.description) }
+        }
     }
 
     func run() throws {
@@ -62,6 +69,13 @@ struct RunCommand: ParsableCommand {
         } catch {
             Self.fail(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
+        let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
+        var usbBox: USBRun.Box?
+        if !usbSpecs.isEmpty {
+            let (devices, redirects) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: "/run/svmm/usb-detach.journal"))
+            usbBox = USBRun.attach(devices, redirects: redirects, to: machine)
+        }
+        defer { usbBox?.redirects.forEach { $0.close() } }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
         switch reason {
