@@ -23,10 +23,12 @@ disk=$(_disk_of "$dev")
 iface=/sys/bus/usb/devices/$dev:1.0
 _drv() { if [ -L $iface/driver ]; then basename "$(readlink $iface/driver)"; else echo none; fi; }
 check_eq l1-driver-before "$(_drv)" usb-storage
-echo 0 >/sys/block/$disk/queue/read_ahead_kb
+[ -n "$disk" ] && echo 0 >/sys/block/$disk/queue/read_ahead_kb
 # One read of the first 4 KiB is the truth for both sectors (one run saw a second dd come back empty).
-dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null
-check_eq l1-truth-read-4k "$(wc -c </tmp/l1-head.bin)" 4096
+# L1's disk node has been seen to be briefly unopenable here (TCG under load); retry, and show dmesg.
+_head() { disk=$(_disk_of "$(_find_storage)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 4096 ]; }
+lab_wait 30 _head || { lab_log "L1 truth read failed; disk '$disk'"; dmesg | tail -n 15 | while read -r l; do lab_log "dmesg: $l"; done; }
+check_eq l1-truth-read-4k "$(wc -c </tmp/l1-head.bin 2>/dev/null)" 4096
 want0=$(head -c 15 /tmp/l1-head.bin)
 want5=$(dd if=/tmp/l1-head.bin bs=512 skip=5 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
 want_size=$(cat /sys/block/$disk/size)
