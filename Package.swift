@@ -64,10 +64,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Emulated xHCI controller, the USB backend protocol and the emulated USB devices (issue 7).
+        .target(name: "SVMMXHCI", dependencies: ["SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
 
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
+        // Host USB devices redirected through libusb behind the xHCI backend protocol (issue 7).
+        .target(name: "SVMMUSBRedirect", dependencies: ["SVMMXHCI", "SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
 
         .target(
             name: "SVMMHost",
@@ -78,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVirtio", "SVMMVFIOPCI",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMUSBRedirect", "SVMMVMM", "SVMMVirtio", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -109,6 +113,8 @@ let package = Package(
             name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SVMMXHCITests", dependencies: ["SVMMXHCI", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMUSBRedirectTests", dependencies: ["SVMMUSBRedirect", "SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).

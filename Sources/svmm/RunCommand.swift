@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import SVMMUSBRedirect
 import SVMMVMM
 import SVMMVirtio
 
@@ -39,6 +40,9 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var passthrough: PassthroughOptions
 
+    @Option(name: .customLong("usb"), help: "A USB device for the guest's xHCI: VID:PID[,serial=S][,fallback=storage:IMAGE[:ro]], bus=B,port=P.P, storage:IMAGE[,readonly] or keyboard (repeatable).")
+    var usb: [String] = []
+
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
             throw ValidationError("--mem '\(mem)' is not a size (examples: 512M, 2G)")
@@ -47,6 +51,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--mem \(mem) must be a multiple of 4 KiB between 32M and 1T")
         }
         guard cpus >= 1, cpus <= 255 else { throw ValidationError("--cpus must be between 1 and 255") }
+        for spec in usb {
+            do { _ = try USBAttachmentSpec(parsing: spec) } catch { throw ValidationError(error.description) }
+        }
     }
 
     func run() throws {
@@ -58,11 +65,12 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
         }
         let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net))
+        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))
     }
 
-    /// Builds the guest, attaches virtio-blk (`disk`) and virtio-net (`net`), runs it; returns the exit status.
-    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?) -> Int32 {
+    /// Builds the guest, attaches virtio-blk (`disk`), virtio-net (`net`) and the xHCI with `usb`
+    /// devices (specs already checked by `validate()`), runs it; returns the exit status.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: [String] = []) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
@@ -94,6 +102,13 @@ struct RunCommand: ParsableCommand {
                 Self.fail("--net \(net): \(error)")
             }
         }
+        let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
+        var usbBox: USBRun.Box?
+        if !usbSpecs.isEmpty {
+            let (devices, redirects) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: "/run/svmm/usb-detach.journal"))
+            usbBox = USBRun.attach(devices, redirects: redirects, to: machine)
+        }
+        defer { usbBox?.redirects.forEach { $0.close() } }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
         virtio.shutdown()
