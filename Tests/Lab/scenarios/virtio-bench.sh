@@ -1,6 +1,7 @@
 #!/bin/sh
 # lab-description: virtio-blk sequential read in L2: svmm run --disk vs QEMU's virtio-blk on the same image in the same L1 (Benchmarks/run virtio-blk)
 # lab-machine: standard
+# lab-kind: bench
 # lab-needs: l2
 # lab-modules: virtio_pci virtio_blk
 # lab-timeout: 600
