@@ -1,12 +1,14 @@
 // swift-tools-version: 6.1
 // svmm: a device-passthrough manager and KVM virtual machine monitor for Linux.
 // Layers (each imports only the ones below it), see Docs/ARCHITECTURE.md:
-//   CUAPI / CLibPCI / CLibUdev / CLibUSB   (C: kernel UAPI shim, system libraries)
-//   SVMMSystem                             (errno, fd owners, mmap owners, syscall funnel)
-//   SVMMVFIO                               (VFIO container/group/device, iommufd)
-//   SVMMLibPCI / SVMMUdev / SVMMUSBHost    (one Swift wrapper per C library)
-//   SVMMHost                               (host inventory, IOMMU groups, preflight checks)
-//   svmm                                   (the command-line tool)
+//   CUAPI / CLibPCI / CLibUdev / CLibUSB        (C: kernel UAPI shim, system libraries)
+//   SVMMSystem                                  (errno, fd owners, mmap owners, syscall funnel)
+//   SVMMKVM / SVMMVFIO / SVMMGuestMemory        (kernel interfaces, guest RAM)
+//   SVMMLibPCI / SVMMUdev / SVMMUSBHost         (one Swift wrapper per C library)
+//   SVMMDevices                                 (bus, PCI, MSI/MSI-X, UART: pure)
+//   SVMMVFIOPCI / SVMMXHCI / SVMMUSBRedirect / SVMMVirtio   (devices of the VMM)
+//   SVMMVMM / SVMMHost                          (VM wiring and boot; host inventory and binding)
+//   svmm                                        (the command-line tool)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
