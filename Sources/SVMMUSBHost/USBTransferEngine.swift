@@ -277,6 +277,7 @@ public final class USBTransferEngine: @unchecked Sendable {
         // SAFETY: buffer (total bytes) and box stay alive until the callback; the handle outlives the engine.
         switch p.kind {
         case .control:
+            // SAFETY: `buffer` is this transfer's own allocation of `total` bytes, kept alive until the completion callback frees it; libusb reads/writes only `length` bytes of it as UInt8.
             libusb_fill_control_transfer(transfer, handle, buffer.assumingMemoryBound(to: UInt8.self), callback, user, p.timeoutMilliseconds)
             transfer.pointee.length = Int32(total)
         case .bulk:

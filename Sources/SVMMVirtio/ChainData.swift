@@ -48,6 +48,7 @@ public struct ChainData {
     public func write(_ bytes: UnsafeRawBufferPointer, offset: UInt64) throws(GuestMemoryError) -> Int {
         var done = 0
         for piece in pieces(offset: offset, count: UInt64(bytes.count)) {
+            // SAFETY: pieces() yields at most bytes.count bytes in all, so done + piece.length <= bytes.count: the slice is in bounds and lives only for the copy.
             try memory.write(UnsafeRawBufferPointer(rebasing: bytes[done..<(done + Int(piece.length))]), at: GuestAddress(piece.address))
             done += Int(piece.length)
         }
@@ -56,6 +57,7 @@ public struct ChainData {
 
     @discardableResult
     public func write(_ bytes: [UInt8], offset: UInt64) throws(GuestMemoryError) -> Int {
+        // SAFETY: the view of `bytes` lives only for the bounds-checked copy into guest memory.
         let result = bytes.withUnsafeBytes { buffer in Result { () throws(GuestMemoryError) in try write(buffer, offset: offset) } }
         return try result.get()
     }

@@ -45,10 +45,12 @@ public final class RawDiskImage: Sendable {
         var done = 0
         while done < buffer.count {
             let got = try retrying { () throws(Errno) -> Int in
+                // SAFETY: done < buffer.count (loop condition), so the rebased slice is in bounds of the caller's buffer.
                 try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done...]), at: Int64(offset) + Int64(done))
             }
             if got == 0 {
                 // A file that shrank under us: the rest reads as zeros rather than stale bytes.
+                // SAFETY: done < buffer.count, so the zeroed tail is inside the caller's buffer.
                 UnsafeMutableRawBufferPointer(rebasing: buffer[done...]).initializeMemory(as: UInt8.self, repeating: 0)
                 return
             }
@@ -59,6 +61,7 @@ public final class RawDiskImage: Sendable {
     public func write(_ buffer: UnsafeRawBufferPointer, at offset: UInt64) throws(Errno) {
         var done = 0
         while done < buffer.count {
+            // SAFETY: done < buffer.count (loop condition), so the rebased slice is in bounds.
             let put = try retrying { () throws(Errno) -> Int in try file.write(UnsafeRawBufferPointer(rebasing: buffer[done...]), at: Int64(offset) + Int64(done)) }
             guard put > 0 else { throw Errno.ioError }
             done += put

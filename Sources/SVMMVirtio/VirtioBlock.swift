@@ -156,6 +156,7 @@ public final class VirtioBlock: VirtioDevice {
     private func transferIn(sector: UInt64, length: UInt64, to data: ChainData) throws(GuestMemoryError) -> UInt8 {
         guard let range = byteRange(sector: sector, length: length) else { return Status.ioError }
         var bounce = [UInt8](repeating: 0, count: Int(range.length))
+        // SAFETY: `bounce` has exactly range.length bytes; the view lives only for the pread.
         let failed = bounce.withUnsafeMutableBytes { buffer in (try? image.read(into: buffer, at: range.offset)) == nil }
         if failed { return Status.ioError }
         try data.write(bounce, offset: 0)
@@ -165,6 +166,7 @@ public final class VirtioBlock: VirtioDevice {
     private func transferOut(sector: UInt64, length: UInt64, from data: ChainData) throws(GuestMemoryError) -> UInt8 {
         guard let range = byteRange(sector: sector, length: length) else { return Status.ioError }
         let bytes = try data.read(offset: Request.headerLength, count: Int(range.length))
+        // SAFETY: the view of `bytes` lives only for the pwrite.
         let failed = bytes.withUnsafeBytes { buffer in (try? image.write(buffer, at: range.offset)) == nil }
         return failed ? Status.ioError : Status.ok
     }

@@ -127,6 +127,7 @@ final class NetQueueServer: @unchecked Sendable {
                 let length = data.length
                 if length >= UInt64(VirtioNet.headerLength), length <= UInt64(VirtioNet.maximumFrame) {
                     let frame = try data.read(offset: 0, count: Int(length))
+                    // SAFETY: the view of `frame` lives only for the send.
                     let sent = frame.withUnsafeBytes { bytes in (try? device.backend.send(bytes)) != nil }
                     if !sent { droppedFrames += 1 }
                 } else {
@@ -152,6 +153,7 @@ final class NetQueueServer: @unchecked Sendable {
         do {
             while true {
                 if pending == nil {
+                    // SAFETY: `scratch` is a fixed-size receive buffer; the view lives only for the receive, which writes at most its count.
                     let got = scratch.withUnsafeMutableBytes { buffer in Result { () throws(Errno) -> Int? in try device.backend.receive(into: buffer) } }
                     guard case .success(let count?) = got else {
                         input.store(true, ordering: .relaxed)
