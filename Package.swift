@@ -1,12 +1,14 @@
 // swift-tools-version: 6.1
 // svmm: a device-passthrough manager and KVM virtual machine monitor for Linux.
 // Layers (each imports only the ones below it), see Docs/ARCHITECTURE.md:
-//   CUAPI / CLibPCI / CLibUdev / CLibUSB   (C: kernel UAPI shim, system libraries)
-//   SVMMSystem                             (errno, fd owners, mmap owners, syscall funnel)
-//   SVMMVFIO                               (VFIO container/group/device, iommufd)
-//   SVMMLibPCI / SVMMUdev / SVMMUSBHost    (one Swift wrapper per C library)
-//   SVMMHost                               (host inventory, IOMMU groups, preflight checks)
-//   svmm                                   (the command-line tool)
+//   CUAPI / CLibPCI / CLibUdev / CLibUSB        (C: kernel UAPI shim, system libraries)
+//   SVMMSystem                                  (errno, fd owners, mmap owners, syscall funnel)
+//   SVMMKVM / SVMMVFIO / SVMMGuestMemory        (kernel interfaces, guest RAM)
+//   SVMMLibPCI / SVMMUdev / SVMMUSBHost         (one Swift wrapper per C library)
+//   SVMMDevices                                 (bus, PCI, MSI/MSI-X, UART: pure)
+//   SVMMVFIOPCI / SVMMXHCI / SVMMUSBRedirect / SVMMVirtio   (devices of the VMM)
+//   SVMMVMM / SVMMHost                          (VM wiring and boot; host inventory and binding)
+//   svmm                                        (the command-line tool)
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -42,9 +44,16 @@ let package = Package(
         .target(
             name: "SVMMVMM",
             dependencies: [
-                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI",
+                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI", "SVMMVirtio",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Virtio 1.x over PCI: split virtqueues, the modern transport, virtio-blk and virtio-net.
+        .target(
+            name: "SVMMVirtio",
+            dependencies: ["SVMMDevices", "SVMMGuestMemory", "SVMMSystem", "CUAPI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 
@@ -57,10 +66,14 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Emulated xHCI controller, the USB backend protocol and the emulated USB devices (issue 7).
+        .target(name: "SVMMXHCI", dependencies: ["SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
 
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
         .target(name: "SVMMUSBHost", dependencies: ["CLibUSB", "SVMMUdev"], swiftSettings: swiftSettings),
+        // Host USB devices redirected through libusb behind the xHCI backend protocol (issue 7).
+        .target(name: "SVMMUSBRedirect", dependencies: ["SVMMXHCI", "SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
 
         .target(
             name: "SVMMHost",
@@ -71,14 +84,14 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVFIOPCI",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMUSBRedirect", "SVMMVMM", "SVMMVirtio", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
-        // Benchmarks/exits and Benchmarks/bus drive this (release builds only matter).
+        // Benchmarks/exits, bus and rss drive this (release builds only matter).
         .executableTarget(
             name: "svmm-bench", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory"],
             path: "Benchmarks/Sources/svmm-bench", swiftSettings: swiftSettings
@@ -95,9 +108,15 @@ let package = Package(
             exclude: ["Guests"], swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SVMMVirtioTests", dependencies: ["SVMMVirtio", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SVMMXHCITests", dependencies: ["SVMMXHCI", "SVMMDevices", "SVMMGuestMemory"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMUSBRedirectTests", dependencies: ["SVMMUSBRedirect", "SVMMXHCI", "SVMMUSBHost"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).

@@ -78,6 +78,7 @@ public struct Bus<Address: BusAddress> {
     public func lookup(_ address: Address, size: Int) -> Lookup {
         guard isValidAccessSize(size) else { return .badSize }
         let raw = address.raw
+        // SAFETY: the binary search keeps 0 <= low <= high <= bases.count, and only indices < low (checked > 0) are read.
         return bases.withUnsafeBufferPointer { bases in
             // Greatest base <= raw.
             var low = 0

@@ -60,6 +60,7 @@ public final class GuestRegion: Sendable {
     /// The host pointer `offset` bytes in. Callers check `offset + length <= size` first.
     @inline(__always)
     func pointer(at offset: UInt64) -> UnsafeMutableRawPointer? {
+        // SAFETY: mapping is this region's live mmap; every caller checks offset + length <= size first.
         UnsafeMutableRawPointer(bitPattern: UInt(mapping.address + offset))
     }
 }
@@ -155,6 +156,7 @@ public final class GuestMemory: Sendable {
     /// Stores a little-endian integer.
     public func store<T: FixedWidthInteger>(_ value: T, at address: GuestAddress) throws(GuestMemoryError) {
         var little = value.littleEndian
+        // SAFETY: the view of `little` (MemoryLayout<T>.size bytes) lives only for the bounds-checked write.
         let result = withUnsafeBytes(of: &little) { buffer in Result { () throws(GuestMemoryError) in try write(buffer, at: address) } }
         try result.get()
     }
@@ -162,6 +164,7 @@ public final class GuestMemory: Sendable {
     /// Loads a little-endian integer.
     public func load<T: FixedWidthInteger>(_ type: T.Type = T.self, at address: GuestAddress) throws(GuestMemoryError) -> T {
         var value = T.zero
+        // SAFETY: the view of `value` (MemoryLayout<T>.size bytes) lives only for the bounds-checked read.
         let result = withUnsafeMutableBytes(of: &value) { buffer in Result { () throws(GuestMemoryError) in try read(into: buffer, at: address) } }
         try result.get()
         return T(littleEndian: value)

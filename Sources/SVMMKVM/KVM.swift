@@ -43,6 +43,7 @@ public struct KVM: ~Copyable, Sendable {
     /// KVM_GET_SUPPORTED_CPUID: what this host's KVM can show a guest.
     public func supportedCPUID(maximumEntries: Int = 256) throws(KVMError) -> CPUID {
         var buffer = CPUID.encodeBuffer(capacity: maximumEntries)
+        // SAFETY: the buffer was sized by CPUID.encodeBuffer for maximumEntries, its nent header says so, and the kernel writes at most that many entries; the view lives only for the ioctl.
         let result = buffer.withUnsafeMutableBytes { bytes in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_GET_SUPPORTED_CPUID(), buffer: bytes) }
         }

@@ -45,6 +45,7 @@ public final class KVMVCPU: @unchecked Sendable {
             throw .ioctl(operation: "KVM_RUN (vCPU \(id))", errno)
         }
         do {
+            // SAFETY: runPage is this vCPU's kvm_run mapping (owned by self, alive for the call); the decoder reads it only through bounds-checked offsets, after KVM_RUN returned on this thread.
             return try VcpuExit.decode(UnsafeRawBufferPointer(runPage))
         } catch {
             throw .exitDecode(error)
@@ -81,6 +82,7 @@ public final class KVMVCPU: @unchecked Sendable {
 
     public func setCPUID(_ cpuid: CPUID) throws(KVMError) {
         var bytes = cpuid.encoded()
+        // SAFETY: `bytes` is the complete encoded ioctl struct (header plus every entry it counts); the view lives only for the ioctl.
         let result = bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_SET_CPUID2(), buffer: buffer) }
         }
@@ -99,6 +101,7 @@ public final class KVMVCPU: @unchecked Sendable {
             put(UInt64(msr.index), 8 + 16 * i, 4)
             put(msr.value, 8 + 16 * i + 8, 8)
         }
+        // SAFETY: `bytes` is the complete encoded ioctl struct (header plus every entry it counts); the view lives only for the ioctl.
         let result = bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_SET_MSRS(), buffer: buffer) }
         }
@@ -121,6 +124,7 @@ public final class KVMVCPU: @unchecked Sendable {
     public func enableVirtualWireLAPIC() throws(KVMError) {
         // struct kvm_lapic_state { char regs[1024]; }: the APIC register page, LVT LINT0 at 0x350, LINT1 at 0x360.
         var state = [UInt8](repeating: 0, count: 1024)
+        // SAFETY: `state` is exactly sizeof(struct kvm_lapic_state) = 1024 bytes; the view lives only for the ioctl.
         let get = state.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_GET_LAPIC(), buffer: buffer) }
         }
@@ -133,6 +137,7 @@ public final class KVMVCPU: @unchecked Sendable {
         // Delivery mode bits 10:8 (ExtINT = 7, NMI = 4); bit 16 is the mask.
         update(0x350) { ($0 & ~0x1_0700) | 0x700 }
         update(0x360) { ($0 & ~0x1_0700) | 0x400 }
+        // SAFETY: `state` is exactly sizeof(struct kvm_lapic_state) = 1024 bytes; the view lives only for the ioctl.
         let set = state.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_SET_LAPIC(), buffer: buffer) }
         }
@@ -150,6 +155,7 @@ public final class KVMVCPU: @unchecked Sendable {
     /// Element `index` of an I/O-out exit's data.
     @inline(__always)
     public func ioOutValue(dataOffset: Int, size: Int, index: Int) -> UInt32 {
+        // SAFETY: runPage is this vCPU's live kvm_run mapping; ioValue bounds-checks dataOffset/size/index against it.
         KVMRunData.ioValue(UnsafeRawBufferPointer(runPage), dataOffset: dataOffset, size: size, index: index) ?? 0
     }
 

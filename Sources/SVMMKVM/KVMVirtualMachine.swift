@@ -170,6 +170,7 @@ public final class KVMVirtualMachine: Sendable {
     /// KVM_SET_GSI_ROUTING: replaces the whole routing table (include the default PC routes to keep them).
     public func setGSIRouting(_ routes: [GSIRoute]) throws(KVMError) {
         var bytes = GSIRoute.encode(routes)
+        // SAFETY: the buffer holds the encoded kvm_irq_routing header plus exactly `nr` entries; the view lives only for the ioctl.
         let result = bytes.withUnsafeMutableBytes { buffer in
             Result { () throws(Errno) -> Int in try fileDescriptor.ioctl(svmm_KVM_SET_GSI_ROUTING(), buffer: buffer) }
         }

@@ -125,6 +125,7 @@ public final class KVMVFIODevice {
 
     private func groupAttribute(_ operation: UInt32, descriptor: Int32) throws(VFIOPCIError) {
         var groupFD = descriptor
+        // SAFETY: see below: the pointer is handed to KVM only inside this closure.
         let result = withUnsafeMutablePointer(to: &groupFD) { pointer -> Result<Int, Errno> in
             var attribute = kvm_device_attr()
             attribute.group = svmm_KVM_DEV_VFIO_GROUP()

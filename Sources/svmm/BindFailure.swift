@@ -1,5 +1,7 @@
-import Foundation
 import SVMMHost
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A BindError at the command line: one line on stderr, its exit status (2 bad input, 1 refused or failed).
 struct BindFailure: Error, CustomStringConvertible {
@@ -9,7 +11,7 @@ struct BindFailure: Error, CustomStringConvertible {
 
     /// Prints and exits with the error's status.
     func exit() -> Never {
-        FileHandle.standardError.write(Data("svmm: \(error.description)\n".utf8))
-        Foundation.exit(error.exitStatus)
+        writeStandardError("svmm: \(error.description)\n")
+        Glibc.exit(error.exitStatus)
     }
 }

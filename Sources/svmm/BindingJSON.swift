@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // not Foundation: ICU would triple the binary and slow start-up
+#else
 import Foundation
+#endif
 
 /// JSON of the binding commands (plan, ledger, results): pretty-printed, keys sorted, schemaVersion 1
 /// (Docs/BINDING.md). These documents are small, so they go through JSONEncoder.

@@ -1,6 +1,13 @@
-import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // ProcessInfo; not Foundation: ICU would triple the binary
+#else
 import Foundation
+#endif
+import ArgumentParser
 import SVMMHost
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options shared by bind, unbind, restore and status, and the wiring they share: which writer
 /// (the live kernel only for root "/" with the command line's authorization; the simulated
@@ -59,7 +66,7 @@ struct BindingOptions: ParsableArguments {
         let b = Binder(root: root, writer: writer, journal: journal, waiter: waiter(root),
                        timeout: .milliseconds(Int(timeout * 1000)))
         if let n = BindingOptions.faultAfterStep() {
-            FileHandle.standardError.write(Data("svmm: fault injection: SIGKILL after step \(n)\n".utf8))
+            writeStandardError("svmm: fault injection: SIGKILL after step \(n)\n")
             b.afterStep = { step in
                 if step == n { kill(getpid(), SIGKILL) }
                 return false
@@ -88,7 +95,7 @@ struct BindingOptions: ParsableArguments {
         guard isatty(STDIN_FILENO) == 1 else {
             throw UsageError("standard input is not a terminal: pass --yes to confirm (\(question))")
         }
-        FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
+        writeStandardError("\(question) [y/N] ")
         let answer = readLine(strippingNewline: true)?.lowercased() ?? ""
         guard answer == "y" || answer == "yes" else {
             throw BindFailure(.journal("not confirmed; nothing written"))

@@ -54,8 +54,36 @@ struct PassthroughCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Serve the expansion ROM from FILE instead of the device's ROM region.", valueName: "FILE"))
     var romfile: String?
 
+    @Flag(help: "If the device fails preflight, boot with an emulated virtio device instead (NIC → virtio-net, storage → virtio-blk on --disk).")
+    var fallback = false
+
+    @Option(help: "With --fallback: the raw image virtio-blk uses for a storage controller (IMAGE or IMAGE,readonly).")
+    var disk: String?
+
+    @Option(help: "With --fallback: the TAP virtio-net uses for a NIC (tap=NAME or tap; default tap, a new svmmN).")
+    var net: String = "tap"
+
     @Argument(help: ArgumentHelp("PCI addresses: DDDD:BB:DD.F or BB:DD.F.", valueName: "ADDRESS"), transform: PCIAddressArgument.transform)
     var addresses: [PCIAddress]
+
+    /// The fallback rule (see `VirtioFallback`): report the substitution and boot with it, or refuse.
+    func runFallback(inventory: HostInventory, refusals: [CheckRefusal]) throws -> Int32 {
+        guard addresses.count == 1, let address = addresses.first else {
+            RunCommand.note("svmm passthrough: error: --fallback takes exactly one device address")
+            return 2
+        }
+        let decision = VirtioFallback.decide(
+            function: inventory.functions.first { $0.address == address }, address: address,
+            refusals: refusals.filter { $0.address == address }, disk: disk)
+        RunCommand.note(decision.text)
+        if output.json, let text = try? BindingJSON.encode(decision) { print(text) }
+        guard let substitute = decision.substitute else { return 1 }
+        if dryRun || kernel == nil { return 0 }
+        let boot = LinuxBootConfiguration(
+            kernel: try RunCommand.readFile(kernel ?? "", what: "kernel"), initrd: try initrd.map { try RunCommand.readFile($0, what: "initrd") },
+            commandLine: cmdline, memorySize: MemorySize.parse(mem) ?? 0, cpus: cpus)
+        return RunCommand.runWithVirtio(boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? net : nil)
+    }
 
     func validate() throws {
         if addresses.isEmpty { throw ValidationError("give at least one PCI address, e.g. svmm passthrough 0000:02:00.0") }
@@ -80,6 +108,9 @@ struct PassthroughCommand: ParsableCommand {
         for i in plan.moves.indices { plan.moves[i].reason = PassthroughOwner.reason() }
         let say: (String) -> Void = { RunCommand.note($0) }
         say(plan.renderText())
+        if plan.refused, fallback {
+            throw ExitCode(try runFallback(inventory: inventory, refusals: plan.refusals))
+        }
         if plan.refused { BindFailure(.refused(plan.refusals)).exit() }
         var vmAddresses = addresses
         if group { for move in plan.moves where !vmAddresses.contains(move.address) { vmAddresses.append(move.address) } }

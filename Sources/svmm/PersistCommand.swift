@@ -1,5 +1,9 @@
-import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials  // ProcessInfo; not Foundation: ICU would triple the binary
+#else
 import Foundation
+#endif
+import ArgumentParser
 import SVMMHost
 
 struct PersistCommand: ParsableCommand {

@@ -2,7 +2,9 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import SVMMUSBRedirect
 import SVMMVMM
+import SVMMVirtio
 
 /// `svmm run`: boot a Linux bzImage in a KVM virtual machine, console on stdout.
 struct RunCommand: ParsableCommand {
@@ -30,7 +32,16 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1
 
+    @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly.")
+    var disk: String?
+
+    @Option(help: "A virtio-net device on a TAP: tap=NAME (attached, or created if missing), or tap (a new svmmN).")
+    var net: String?
+
     @OptionGroup var passthrough: PassthroughOptions
+
+    @Option(name: .customLong("usb"), help: "A USB device for the guest's xHCI: VID:PID[,serial=S][,fallback=storage:IMAGE[:ro]], bus=B,port=P.P, storage:IMAGE[,readonly] or keyboard (repeatable).")
+    var usb: [String] = []
 
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
@@ -40,6 +51,9 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--mem \(mem) must be a multiple of 4 KiB between 32M and 1T")
         }
         guard cpus >= 1, cpus <= 255 else { throw ValidationError("--cpus must be between 1 and 255") }
+        for spec in usb {
+            do { _ = try USBAttachmentSpec(parsing: spec) } catch { throw ValidationError(error.description) }
+        }
     }
 
     func run() throws {
@@ -50,10 +64,17 @@ struct RunCommand: ParsableCommand {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
             throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
         }
+        let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))
+    }
+
+    /// Builds the guest, attaches virtio-blk (`disk`), virtio-net (`net`) and the xHCI with `usb`
+    /// devices (specs already checked by `validate()`), runs it; returns the exit status.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: [String] = []) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
-                LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus),
+                boot,
                 console: { byte in
                     var byte = byte
                     // SAFETY: one byte from a local; a short or failed write to stdout loses console output only.
@@ -62,8 +83,35 @@ struct RunCommand: ParsableCommand {
         } catch {
             Self.fail(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
+        var virtio = VirtioAttachment()
+        if let disk {
+            let (path, readOnly) = Self.parseDisk(disk)
+            do {
+                try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: readOnly)), name: "virtio-blk", to: machine)
+            } catch {
+                Self.fail("--disk \(disk): \(error)")
+            }
+        }
+        if let net {
+            guard let name = Self.parseNet(net) else { Self.fail("--net \(net): expected tap or tap=NAME") }
+            do {
+                let tap = try TAPDevice(name: name)
+                Self.note("svmm run: virtio-net on TAP \(tap.name)")
+                try virtio.attach(VirtioNet(backend: tap), name: "virtio-net", to: machine)
+            } catch {
+                Self.fail("--net \(net): \(error)")
+            }
+        }
+        let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
+        var usbBox: USBRun.Box?
+        if !usbSpecs.isEmpty {
+            let (devices, redirects) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: "/run/svmm/usb-detach.journal"))
+            usbBox = USBRun.attach(devices, redirects: redirects, to: machine)
+        }
+        defer { usbBox?.redirects.forEach { $0.close() } }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        virtio.shutdown()
         switch reason {
         case .poweroff, .reset, .halted:
             break
@@ -72,7 +120,22 @@ struct RunCommand: ParsableCommand {
         case .failed(let message):
             Self.fail(message)
         }
-        throw ExitCode(reason.exitStatus)
+        return reason.exitStatus
+    }
+
+    /// `IMAGE` or `IMAGE,readonly` (a trailing `,ro` works too).
+    static func parseDisk(_ spec: String) -> (path: String, readOnly: Bool) {
+        for suffix in [",readonly", ",ro"] where spec.hasSuffix(suffix) {
+            return (String(spec.dropLast(suffix.count)), true)
+        }
+        return (spec, false)
+    }
+
+    /// `tap=NAME`, or `tap` for a new interface named by the kernel (svmm0, svmm1, ...).
+    static func parseNet(_ spec: String) -> String? {
+        if spec == "tap" { return "svmm%d" }
+        guard spec.hasPrefix("tap="), spec.count > 4 else { return nil }
+        return String(spec.dropFirst(4))
     }
 
     static func readFile(_ path: String, what: String) throws -> [UInt8] {

@@ -5,10 +5,21 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
+        // One command per line, grouped: inspect, bind, VFIO/USB diagnostics.
         subcommands: [
-            ListCommand.self, GroupsCommand.self, CheckCommand.self, VFIOCommand.self, USBCommand.self,
-            BindCommand.self, UnbindCommand.self, RestoreCommand.self, StatusCommand.self, PersistCommand.self, UnpersistCommand.self,
-            RunCommand.self, PassthroughCommand.self,
+            ListCommand.self,
+            GroupsCommand.self,
+            CheckCommand.self,
+            BindCommand.self,
+            UnbindCommand.self,
+            RestoreCommand.self,
+            StatusCommand.self,
+            PersistCommand.self,
+            UnpersistCommand.self,
+            VFIOCommand.self,
+            USBCommand.self,
+            RunCommand.self,
+            PassthroughCommand.self,
         ]
     )
 }

@@ -8,6 +8,7 @@ import Foundation
 import Glibc
 #endif
 import SVMMUSBHost
+import SVMMUSBRedirect
 
 /// `svmm usb …`: host USB devices through libusb (plus udev for sysfs names
 /// and drivers). Exit status: 0 success, 1 a device or libusb failure,
@@ -16,7 +17,7 @@ struct USBCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usb",
         abstract: "List and inspect host USB devices (libusb).",
-        subcommands: [List.self, Describe.self]
+        subcommands: [List.self, Describe.self, USBSelftestCommand.self, USBRestoreCommand.self]
     )
 
     static let schemaVersion = 1
@@ -246,6 +247,9 @@ struct USBCommand: ParsableCommand {
         var openError: String?
         var idPath: String?
         var interfaces: [InterfaceJSON]
+        /// Whether `--usb` could redirect it, and why not (issue 7).
+        var redirectable: Bool
+        var redirectBlocker: String?
 
         init(_ d: USBHostDevice) {
             bus = Int(d.busNumber)
@@ -268,12 +272,16 @@ struct USBCommand: ParsableCommand {
             openError = d.openError
             idPath = d.idPath
             interfaces = d.interfaces.map { InterfaceJSON(name: $0.name, driver: $0.driver) }
+            let redirect = USBRedirectability(d)
+            redirectable = redirect.possible
+            redirectBlocker = redirect.reason
         }
 
         enum CodingKeys: String, CodingKey {
             case bus, address, portPath, sysfsName, speed, speedMbps, vendorID, productID
             case `class`, subClass, `protocol`, usbVersion, numConfigurations
             case manufacturer, product, serial, stringsSource, openError, idPath, interfaces
+            case redirectable, redirectBlocker
         }
 
         func encode(to encoder: Encoder) throws {
@@ -298,6 +306,8 @@ struct USBCommand: ParsableCommand {
             try c.encode(openError, forKey: .openError)
             try c.encode(idPath, forKey: .idPath)
             try c.encode(interfaces, forKey: .interfaces)
+            try c.encode(redirectable, forKey: .redirectable)
+            try c.encode(redirectBlocker, forKey: .redirectBlocker)
         }
     }
 

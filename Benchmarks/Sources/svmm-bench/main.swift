@@ -2,6 +2,8 @@
 //   svmm-bench exits N   a real-mode guest doing `out dx, al` forever; N exits through Machine.run
 //                        (decode, the one switch, the PIO bus, a device); prints "ns_per_exit VALUE"
 //   svmm-bench bus       Bus<MMIOAddress>.lookup over 10, 1k and 10k ranges; prints "ns_per_lookup COUNT VALUE"
+//   svmm-bench rss       a 256 MiB machine runs the exit-loop guest; prints the process's resident set
+//                        beyond the guest RAM mappings' own resident pages: "rss_kib_beyond_guest VALUE"
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -41,10 +43,10 @@ final class CountingPort: BusDevice, @unchecked Sendable {
 ///   0x1004: EB FD      jmp 0x1003
 let guest: [UInt8] = [0xBA, 0x00, 0x05, 0xEE, 0xEB, 0xFD]
 
-func benchExits(_ n: Int) {
+func benchExits(_ n: Int, memory: UInt64 = 0x10_0000, report: Bool = true) -> Machine {
     let machine: Machine
     do {
-        machine = try Machine(configuration: MachineConfiguration(memory: [(base: 0, size: 0x10_0000)], irqchip: false))
+        machine = try Machine(configuration: MachineConfiguration(memory: [(base: 0, size: memory)], irqchip: false))
     } catch {
         fail("\(error)")
     }
@@ -61,7 +63,38 @@ func benchExits(_ n: Int) {
     let reason = machine.run(vcpu: machine.vcpus[0])
     let elapsed = now() - start
     guard reason == .requested(code: 0), port.count == n else { fail("guest stopped early: \(reason) after \(port.count) exits") }
-    print("ns_per_exit \(Double(elapsed) / Double(n))")
+    if report { print("ns_per_exit \(Double(elapsed) / Double(n))") }
+    return machine
+}
+
+/// Sums the Rss of /proc/self/smaps entries (all, and those starting at one of `guestStarts`), in KiB.
+func residentKiB(guestStarts: Set<UInt64>) -> (total: Int, guest: Int, anonymousBeyondGuest: Int) {
+    guard let file = fopen("/proc/self/smaps", "r") else { fail("cannot read /proc/self/smaps") }
+    defer { fclose(file) }
+    var total = 0, guest = 0, anonymous = 0, inGuest = false
+    var buffer = [CChar](repeating: 0, count: 4096)
+    while fgets(&buffer, Int32(buffer.count), file) != nil {
+        let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if let dash = line.firstIndex(of: "-"), let start = UInt64(line[..<dash], radix: 16) {
+            inGuest = guestStarts.contains(start)
+        } else if line.hasPrefix("Rss:") {
+            let kib = Int(line.dropFirst(4).split(separator: " ").first ?? "") ?? 0
+            total += kib
+            if inGuest { guest += kib }
+        } else if line.hasPrefix("Anonymous:"), !inGuest {
+            anonymous += Int(line.dropFirst(10).split(separator: " ").first ?? "") ?? 0
+        }
+    }
+    return (total, guest, anonymous)
+}
+
+func benchRSS() {
+    let machine = benchExits(100_000, memory: 256 << 20, report: false)
+    let usage = residentKiB(guestStarts: Set(machine.memory.regions.map(\.hostAddress)))
+    print("rss_kib_total \(usage.total)")
+    print("rss_kib_guest \(usage.guest)")
+    print("rss_kib_beyond_guest \(usage.total - usage.guest)")
+    print("anonymous_kib_beyond_guest \(usage.anonymousBeyondGuest)")
 }
 
 final class Nop: BusDevice {
@@ -101,9 +134,11 @@ let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "exits":
     guard let text = arguments.dropFirst().first, let n = Int(text), n > 0 else { fail("usage: svmm-bench exits N") }
-    benchExits(n)
+    _ = benchExits(n)
+case "rss":
+    benchRSS()
 case "bus":
     benchBus()
 default:
-    fail("usage: svmm-bench exits N | bus")
+    fail("usage: svmm-bench exits N | bus | rss")
 }

@@ -176,6 +176,17 @@ static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DATAMATCH(void) { return KVM_
 static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DEASSIGN(void) { return KVM_IOEVENTFD_FLAG_DEASSIGN; }
 // ==== End block: vmm helper ====
 
+// ==== Block: virtio helper (TAP for virtio-net) ====
+#include <linux/if_tun.h>
+#include <net/if.h>
+static inline unsigned long svmm_TUNSETIFF(void) { return TUNSETIFF; }
+static inline unsigned long svmm_TUNSETVNETHDRSZ(void) { return TUNSETVNETHDRSZ; }
+static inline unsigned int svmm_IFF_TAP(void) { return IFF_TAP; }
+static inline unsigned int svmm_IFF_NO_PI(void) { return IFF_NO_PI; }
+static inline unsigned int svmm_IFF_VNET_HDR(void) { return IFF_VNET_HDR; }
+static inline unsigned long svmm_sizeof_ifreq(void) { return sizeof(struct ifreq); }
+static inline unsigned long svmm_IFNAMSIZ(void) { return IFNAMSIZ; }
+// ==== End block: virtio helper ====
 
 // ==== Begin block: passthrough helper (SVMMVFIOPCI: the KVM-VFIO pseudo device, INTx resampling) ====
 static inline unsigned long svmm_KVM_CREATE_DEVICE(void) { return KVM_CREATE_DEVICE; }       // KVM_CAP_DEVICE_CTRL

@@ -168,8 +168,17 @@ public final class JournalWriter {
         let lockPath = journal.directory + "/" + Journal.lockName
         let lfd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         if lfd < 0 { throw .journal("cannot open \(lockPath): \(HostRoot.errnoText(errno))") }
-        if flock(lfd, LOCK_EX | LOCK_NB) != 0 {
+        // A short, bounded wait before calling the lock busy: a lock can outlive its holder by the
+        // moment between a concurrent fork and exec (the child shares the open file description
+        // until O_CLOEXEC closes it), which made back-to-back operations in one process flaky.
+        var attempts = 0
+        while flock(lfd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
+            attempts += 1
+            if (code == EWOULDBLOCK || code == EINTR) && attempts < 100 {
+                usleep(10_000)  // up to about 1 s in all
+                continue
+            }
             close(lfd)
             if code == EWOULDBLOCK { throw .busy("another svmm is changing bindings (\(lockPath) is locked); try again when it is done") }
             throw .journal("cannot lock \(lockPath): \(HostRoot.errnoText(code))")

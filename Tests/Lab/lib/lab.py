@@ -524,6 +524,9 @@ def load_scenario(arg: str) -> Scenario:
             s.needs += val.split()
         elif key == "files":
             s.files += val.split()
+        elif key == "kind":
+            if val not in ("test", "bench"):
+                raise LabError(f"{p.name}: lab-kind must be test or bench, got '{val}'")
         else:
             raise LabError(f"{p.name}: unknown header 'lab-{key}'")
     unknown = set(s.needs) - {"l2"}
@@ -532,8 +535,12 @@ def load_scenario(arg: str) -> Scenario:
     return s
 
 
-def all_scenarios() -> list[str]:
-    return sorted(p.stem for p in SCENARIOS.glob("*.sh"))
+def all_scenarios(include_benchmarks: bool = False) -> list[str]:
+    """Every scenario; benchmark scenarios (`# lab-kind: bench`) only when asked for, because
+    they measure rather than test and run from Benchmarks/, not from the test suite."""
+    def is_bench(p: Path) -> bool:
+        return any(line.strip() == "# lab-kind: bench" for line in p.read_text(errors="replace").splitlines()[:20])
+    return sorted(p.stem for p in SCENARIOS.glob("*.sh") if include_benchmarks or not is_bench(p))
 
 
 @dataclasses.dataclass

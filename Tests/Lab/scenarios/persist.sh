@@ -78,5 +78,8 @@ replug
 lab_wait 20 is_both e1000
 check_eq unpersisted-replug-e1000 "$(both)" "e1000 e1000"
 
-kill $standin 2>/dev/null
+# Reap the stand-in before parsing on: its exit arriving mid-parse once broke the next line
+# ("syntax error: unexpected word (expecting do)") in busybox ash.
+kill -KILL $standin 2>/dev/null
+wait $standin 2>/dev/null
 for f in $W/*; do [ -f "$f" ] && artifact "$f"; done
