@@ -5,6 +5,7 @@ struct SVMM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "svmm",
         abstract: "Device passthrough manager and KVM virtual machine monitor for Linux.",
+        version: SVMMVersion.current,
         // One command per line, grouped: inspect, bind, VFIO/USB diagnostics.
         subcommands: [
             ListCommand.self,
@@ -18,6 +19,7 @@ struct SVMM: ParsableCommand {
             UnpersistCommand.self,
             VFIOCommand.self,
             USBCommand.self,
+            DoctorCommand.self,
         ]
     )
 }
