@@ -32,6 +32,31 @@ let package = Package(
 
         .target(name: "SVMMSystem", dependencies: ["CUAPI"], swiftSettings: swiftSettings),
         .target(name: "SVMMVFIO", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .target(name: "SVMMKVM", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .target(name: "SVMMGuestMemory", dependencies: ["SVMMSystem"], swiftSettings: swiftSettings),
+        .target(
+            name: "SVMMDevices",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SVMMVMM",
+            dependencies: [
+                "SVMMKVM", "SVMMGuestMemory", "SVMMDevices", "SVMMSystem", "CUAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The VFIO-PCI device of the VMM: config-space virtualization, BARs, MSI/MSI-X/INTx, DMA, reset.
+        .target(
+            name: "SVMMVFIOPCI",
+            dependencies: [
+                "SVMMDevices", "SVMMVFIO", "SVMMKVM", "SVMMGuestMemory", "SVMMSystem", "CUAPI",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         .target(name: "SVMMLibPCI", dependencies: ["CLibPCI"], swiftSettings: swiftSettings),
         .target(name: "SVMMUdev", dependencies: ["CLibUdev"], swiftSettings: swiftSettings),
@@ -46,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "svmm",
             dependencies: [
-                "SVMMHost", "SVMMVFIO", "SVMMUSBHost",
+                "SVMMHost", "SVMMVFIO", "SVMMUSBHost", "SVMMVMM", "SVMMVFIOPCI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -55,6 +80,18 @@ let package = Package(
 
         .testTarget(name: "SVMMSystemTests", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMVFIOTests", dependencies: ["SVMMVFIO", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMKVMTests", dependencies: ["SVMMKVM", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMGuestMemoryTests", dependencies: ["SVMMGuestMemory"], swiftSettings: swiftSettings),
+        .testTarget(name: "SVMMDevicesTests", dependencies: ["SVMMDevices"], swiftSettings: swiftSettings),
+        // Tiny guests (assembled from Tests/SVMMVMMTests/Guests at test time) run on /dev/kvm where it is usable.
+        .testTarget(
+            name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            exclude: ["Guests"], swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SVMMVFIOPCITests", dependencies: ["SVMMVFIOPCI", "SVMMVFIO", "SVMMDevices", "SVMMSystem"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SVMMUSBHostTests", dependencies: ["SVMMUSBHost", "SVMMUdev"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMHostTests", dependencies: ["SVMMHost", "SVMMLibPCI"], swiftSettings: swiftSettings),
         // Runs the built `svmm` binary as a subprocess against captured trees and the real host (read-only).

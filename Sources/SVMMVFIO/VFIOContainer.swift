@@ -8,6 +8,11 @@ public struct VFIOIOMMUInfo: Sendable, Hashable {
         public let start: UInt64
         public let end: UInt64
 
+        public init(start: UInt64, end: UInt64) {
+            self.start = start
+            self.end = end
+        }
+
         public func contains(iova: UInt64, size: UInt64) -> Bool {
             guard size > 0, iova >= start, iova <= end else { return false }
             return size - 1 <= end - iova
@@ -20,6 +25,12 @@ public struct VFIOIOMMUInfo: Sendable, Hashable {
     public let iovaRanges: [IOVARange]?
     /// How many more DMA mappings the container accepts (VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL).
     public let dmaMappingsAvailable: UInt32?
+
+    public init(pageSizes: UInt64, iovaRanges: [IOVARange]?, dmaMappingsAvailable: UInt32?) {
+        self.pageSizes = pageSizes
+        self.iovaRanges = iovaRanges
+        self.dmaMappingsAvailable = dmaMappingsAvailable
+    }
 
     /// The smallest supported IOMMU page size, if reported.
     public var minimumPageSize: UInt64? {

@@ -59,6 +59,11 @@ public struct VFIORegionInfo: Sendable, Hashable {
     public struct Area: Sendable, Hashable {
         public let offset: UInt64
         public let size: UInt64
+
+        public init(offset: UInt64, size: UInt64) {
+            self.offset = offset
+            self.size = size
+        }
     }
 
     public let index: UInt32

@@ -24,6 +24,8 @@ public enum VFIOOperation: Sendable, Hashable, CustomStringConvertible {
     case accessRegion(address: String, index: UInt32)
     case reset(address: String)
     case allocateDMABuffer(size: UInt64)
+    case setIRQs(address: String, index: UInt32)
+    case hotReset(address: String)
 
     public var description: String {
         switch self {
@@ -52,6 +54,8 @@ public enum VFIOOperation: Sendable, Hashable, CustomStringConvertible {
         case .accessRegion(let address, let index): "access mapped region \(index) of \(address)"
         case .reset(let address): "VFIO_DEVICE_RESET on \(address)"
         case .allocateDMABuffer(let size): "allocate a \(size)-byte DMA buffer"
+        case .setIRQs(let address, let index): "VFIO_DEVICE_SET_IRQS(\(index)) on \(address)"
+        case .hotReset(let address): "VFIO_DEVICE_PCI_HOT_RESET on \(address)"
         }
     }
 }

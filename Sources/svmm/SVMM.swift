@@ -26,6 +26,8 @@ struct SVMM: ParsableCommand {
             UnpersistCommand.self,
             VFIOCommand.self,
             USBCommand.self,
+            RunCommand.self,
+            PassthroughCommand.self,
             DoctorCommand.self,
         ]
     )

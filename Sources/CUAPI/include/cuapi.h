@@ -124,4 +124,69 @@ static inline void svmm_mmio_write16(void *p, uint16_t v) { *(volatile uint16_t 
 static inline void svmm_mmio_write32(void *p, uint32_t v) { *(volatile uint32_t *)p = v; }
 static inline void svmm_mmio_write64(void *p, uint64_t v) { *(volatile uint64_t *)p = v; }
 
+// ==== Block: vmm helper (SVMMKVM) — appended; other helpers append their own blocks below ====
+#include <stddef.h>
+
+// ---- KVM system fd, more ----
+static inline unsigned long svmm_KVM_GET_MSR_INDEX_LIST(void) { return KVM_GET_MSR_INDEX_LIST; }
+// ---- KVM VM fd, more ----
+static inline unsigned long svmm_KVM_SIGNAL_MSI(void) { return KVM_SIGNAL_MSI; }           // KVM_CAP_SIGNAL_MSI
+static inline unsigned long svmm_KVM_ENABLE_CAP(void) { return KVM_ENABLE_CAP; }           // KVM_CAP_ENABLE_CAP_VM
+// ---- KVM vCPU fd, more ----
+static inline unsigned long svmm_KVM_GET_MSRS(void) { return KVM_GET_MSRS; }
+static inline unsigned long svmm_KVM_SET_FPU(void) { return KVM_SET_FPU; }
+static inline unsigned long svmm_KVM_GET_LAPIC(void) { return KVM_GET_LAPIC; }             // KVM_CAP_IRQCHIP
+static inline unsigned long svmm_KVM_SET_LAPIC(void) { return KVM_SET_LAPIC; }             // KVM_CAP_IRQCHIP
+static inline unsigned long svmm_KVM_GET_MP_STATE(void) { return KVM_GET_MP_STATE; }       // KVM_CAP_MP_STATE
+static inline unsigned long svmm_KVM_SET_MP_STATE(void) { return KVM_SET_MP_STATE; }       // KVM_CAP_MP_STATE
+
+// struct kvm_run layout, so golden tests can pin the offsets the pure exit decoder reads.
+static inline unsigned long svmm_kvm_run_off_immediate_exit(void) { return offsetof(struct kvm_run, immediate_exit); }
+static inline unsigned long svmm_kvm_run_off_exit_reason(void) { return offsetof(struct kvm_run, exit_reason); }
+static inline unsigned long svmm_kvm_run_off_io_direction(void) { return offsetof(struct kvm_run, io.direction); }
+static inline unsigned long svmm_kvm_run_off_io_size(void) { return offsetof(struct kvm_run, io.size); }
+static inline unsigned long svmm_kvm_run_off_io_port(void) { return offsetof(struct kvm_run, io.port); }
+static inline unsigned long svmm_kvm_run_off_io_count(void) { return offsetof(struct kvm_run, io.count); }
+static inline unsigned long svmm_kvm_run_off_io_data_offset(void) { return offsetof(struct kvm_run, io.data_offset); }
+static inline unsigned long svmm_kvm_run_off_mmio_phys_addr(void) { return offsetof(struct kvm_run, mmio.phys_addr); }
+static inline unsigned long svmm_kvm_run_off_mmio_data(void) { return offsetof(struct kvm_run, mmio.data); }
+static inline unsigned long svmm_kvm_run_off_mmio_len(void) { return offsetof(struct kvm_run, mmio.len); }
+static inline unsigned long svmm_kvm_run_off_mmio_is_write(void) { return offsetof(struct kvm_run, mmio.is_write); }
+static inline unsigned long svmm_kvm_run_off_hw_reason(void) { return offsetof(struct kvm_run, hw.hardware_exit_reason); }
+static inline unsigned long svmm_kvm_run_off_fail_entry_reason(void) { return offsetof(struct kvm_run, fail_entry.hardware_entry_failure_reason); }
+static inline unsigned long svmm_kvm_run_off_fail_entry_cpu(void) { return offsetof(struct kvm_run, fail_entry.cpu); }
+static inline unsigned long svmm_kvm_run_off_ex_exception(void) { return offsetof(struct kvm_run, ex.exception); }
+static inline unsigned long svmm_kvm_run_off_ex_error_code(void) { return offsetof(struct kvm_run, ex.error_code); }
+static inline unsigned long svmm_kvm_run_off_internal_suberror(void) { return offsetof(struct kvm_run, internal.suberror); }
+static inline unsigned long svmm_kvm_run_off_internal_ndata(void) { return offsetof(struct kvm_run, internal.ndata); }
+static inline unsigned long svmm_kvm_run_off_internal_data(void) { return offsetof(struct kvm_run, internal.data); }
+static inline unsigned long svmm_kvm_run_off_system_event_type(void) { return offsetof(struct kvm_run, system_event.type); }
+static inline unsigned long svmm_kvm_run_size(void) { return sizeof(struct kvm_run); }
+// Struct sizes the Swift layer builds by hand.
+static inline unsigned long svmm_sizeof_kvm_userspace_memory_region(void) { return sizeof(struct kvm_userspace_memory_region); }
+static inline unsigned long svmm_sizeof_kvm_irqfd(void) { return sizeof(struct kvm_irqfd); }
+static inline unsigned long svmm_sizeof_kvm_ioeventfd(void) { return sizeof(struct kvm_ioeventfd); }
+static inline unsigned long svmm_sizeof_kvm_irq_routing_entry(void) { return sizeof(struct kvm_irq_routing_entry); }
+static inline unsigned long svmm_sizeof_kvm_cpuid_entry2(void) { return sizeof(struct kvm_cpuid_entry2); }
+static inline unsigned long svmm_sizeof_kvm_regs(void) { return sizeof(struct kvm_regs); }
+static inline unsigned long svmm_sizeof_kvm_sregs(void) { return sizeof(struct kvm_sregs); }
+static inline unsigned long svmm_sizeof_kvm_pit_config(void) { return sizeof(struct kvm_pit_config); }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_PIO(void) { return KVM_IOEVENTFD_FLAG_PIO; }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DATAMATCH(void) { return KVM_IOEVENTFD_FLAG_DATAMATCH; }
+static inline unsigned int svmm_KVM_IOEVENTFD_FLAG_DEASSIGN(void) { return KVM_IOEVENTFD_FLAG_DEASSIGN; }
+// ==== End block: vmm helper ====
+
+
+// ==== Begin block: passthrough helper (SVMMVFIOPCI: the KVM-VFIO pseudo device, INTx resampling) ====
+static inline unsigned long svmm_KVM_CREATE_DEVICE(void) { return KVM_CREATE_DEVICE; }       // KVM_CAP_DEVICE_CTRL
+static inline unsigned long svmm_KVM_SET_DEVICE_ATTR(void) { return KVM_SET_DEVICE_ATTR; }   // KVM_CAP_DEVICE_CTRL
+static inline unsigned int svmm_KVM_DEV_TYPE_VFIO(void) { return KVM_DEV_TYPE_VFIO; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP(void) { return KVM_DEV_VFIO_GROUP; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP_ADD(void) { return KVM_DEV_VFIO_GROUP_ADD; }
+static inline unsigned int svmm_KVM_DEV_VFIO_GROUP_DEL(void) { return KVM_DEV_VFIO_GROUP_DEL; }
+static inline unsigned int svmm_KVM_IRQFD_FLAG_RESAMPLE(void) { return KVM_IRQFD_FLAG_RESAMPLE; }
+static inline unsigned long svmm_sizeof_kvm_create_device(void) { return sizeof(struct kvm_create_device); }
+static inline unsigned long svmm_sizeof_kvm_device_attr(void) { return sizeof(struct kvm_device_attr); }
+// ==== End block: passthrough helper ====
+
 #endif

@@ -458,13 +458,16 @@ def make_nvme_image(path: Path, work: Path, size_mib: int = 32) -> None:
 # --------------------------------------------------------------------------- machine
 
 def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
-    """QEMU arguments for the standard machine (the desktop-gpu fixture's topology) or its no-iommu variant."""
-    if machine not in ("standard", "no-iommu"):
-        raise LabError(f"unknown lab-machine '{machine}' (standard|no-iommu)")
+    """QEMU arguments for the standard machine (the desktop-gpu fixture's topology), its no-iommu
+    variant, or hub-nic: standard, but the e1000e sits on QEMU hub 0 together with a second L1 NIC
+    (e1000 at 0000:00:06.0), so traffic between them stays inside QEMU (passthrough scenarios)."""
+    if machine not in ("standard", "no-iommu", "hub-nic"):
+        raise LabError(f"unknown lab-machine '{machine}' (standard|no-iommu|hub-nic)")
+    hub = machine == "hub-nic"
     a = ["-accel", "tcg", "-machine", "q35", "-m", str(mem), "-smp", "1",
          "-display", "none", "-vga", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
          "-serial", "stdio", "-serial", f"file:{run / 'proto.log'}"]
-    if machine == "standard":
+    if machine in ("standard", "hub-nic"):
         a += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
     a += [
         "-device", "pcie-root-port,id=rp1,bus=pcie.0,addr=01.0,slot=1",
@@ -472,7 +475,7 @@ def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
         "-device", "ich9-intel-hda,id=hda,bus=rp1,addr=00.1",
         "-audiodev", "none,id=snd0", "-device", "hda-output,bus=hda.0,audiodev=snd0",
         "-device", "pcie-root-port,id=rp2,bus=pcie.0,addr=02.0,slot=2",
-        "-netdev", "user,id=n0,restrict=on",
+        "-netdev", "hubport,id=n0,hubid=0" if hub else "user,id=n0,restrict=on",
         "-device", "e1000e,netdev=n0,bus=rp2,mac=52:54:00:12:34:56,romfile=",
         "-device", "pcie-root-port,id=rp3,bus=pcie.0,addr=03.0,slot=3",
         "-drive", f"file={run / 'nvme.img'},if=none,id=nv0,format=raw",
@@ -486,7 +489,10 @@ def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
         "-drive", f"if=none,id=usbstick,format=raw,file={run / 'usb.img'}",
         "-device", "usb-storage,bus=xhci.0,drive=usbstick,serial=SVMM0001",
     ]
-    append = "console=ttyS0 panic=-1" + (" intel_iommu=on" if machine == "standard" else "")
+    if hub:
+        a += ["-netdev", "hubport,id=n1,hubid=0",
+              "-device", "e1000,netdev=n1,bus=pcie.0,addr=06.0,mac=52:54:00:12:34:59,romfile="]
+    append = "console=ttyS0 panic=-1" + (" intel_iommu=on" if machine in ("standard", "hub-nic") else "")
     return a, append
 
 

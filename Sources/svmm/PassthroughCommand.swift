@@ -1,0 +1,135 @@
+import ArgumentParser
+#if canImport(Glibc)
+import Glibc
+#endif
+import SVMMHost
+import SVMMVMM
+
+/// `svmm passthrough ADDRESS...`: preflight → bind plan + journal → open VFIO → build the guest →
+/// run → on exit (or SIGINT/SIGTERM) reset and restore. After a SIGKILL, `svmm restore` finishes.
+struct PassthroughCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passthrough",
+        abstract: "Give PCI functions to a KVM guest: check, bind to vfio-pci, boot, and restore afterwards.",
+        discussion: """
+            The sequence: the preflight checks of `svmm check` (a failing check refuses unless --allow \
+            names it), a journaled bind to vfio-pci (with --group, the whole IOMMU group), VFIO (type1v2 \
+            container; guest RAM DMA-mapped with IOVA = guest physical address), the guest (`svmm run` \
+            plus the functions on its PCI bus 0), then, when the guest powers off or svmm gets SIGINT or \
+            SIGTERM, a device reset and the return of every function to its recorded original driver. \
+            After a SIGKILL, run `svmm restore`. The closing note (stderr) names the DMA backend, the \
+            reset used and the interrupt modes the guest used. Exit status: the guest's (0 after \
+            poweroff), 1 when refused or setup failed (bindings restored), 2 bad input.
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var binding: BindingOptions
+
+    @Flag(help: "Also bind (and pass) every other non-bridge member of each device's IOMMU group.")
+    var group = false
+
+    @Flag(help: "Print the plan and change nothing.")
+    var dryRun = false
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("Acknowledge a failing check by id (repeatable).", valueName: "CHECK-ID"))
+    var allow: [CheckID] = []
+
+    @Option(help: "The kernel to boot (bzImage).")
+    var kernel: String?
+
+    @Option(help: "An initramfs for the kernel.")
+    var initrd: String?
+
+    @Option(help: "The kernel command line.")
+    var cmdline: String = "console=ttyS0 reboot=k panic=-1 acpi=noirq"
+
+    @Option(help: "Guest RAM (K, M, G or T; a bare number is MiB).")
+    var mem: String = "512M"
+
+    @Option(help: "Number of vCPUs.")
+    var cpus: Int = 1
+
+    @Option(help: ArgumentHelp("Serve the expansion ROM from FILE instead of the device's ROM region.", valueName: "FILE"))
+    var romfile: String?
+
+    @Argument(help: ArgumentHelp("PCI addresses: DDDD:BB:DD.F or BB:DD.F.", valueName: "ADDRESS"), transform: PCIAddressArgument.transform)
+    var addresses: [PCIAddress]
+
+    func validate() throws {
+        if addresses.isEmpty { throw ValidationError("give at least one PCI address, e.g. svmm passthrough 0000:02:00.0") }
+        if !dryRun && kernel == nil { throw ValidationError("--kernel is required (or use --dry-run)") }
+        guard let size = MemorySize.parse(mem), size >= LinuxBootPlan.minimumMemory, size <= LinuxBootPlan.maximumMemory, size % 4096 == 0 else {
+            throw ValidationError("--mem \(mem) must be a multiple of 4 KiB between 32M and 1T")
+        }
+        guard cpus >= 1, cpus <= 255 else { throw ValidationError("--cpus must be between 1 and 255") }
+    }
+
+    func run() throws {
+        // 1. Preflight + plan.
+        let inventory = try global.inventory()
+        let root = inventory.root
+        let plan: BindPlan
+        do {
+            plan = try BindPlanner.plan(addresses, group: group, allow: Set(allow), preflight: Preflight(inventory: inventory))
+        } catch {
+            BindFailure(error).exit()
+        }
+        let say: (String) -> Void = { RunCommand.note($0) }
+        say(plan.renderText())
+        if plan.refused { BindFailure(.refused(plan.refusals)).exit() }
+        var vmAddresses = addresses
+        if group { for move in plan.moves where !vmAddresses.contains(move.address) { vmAddresses.append(move.address) } }
+        if dryRun {
+            say("svmm passthrough: dry run: would bind \(plan.moves.count) function(s), then boot a guest with \(vmAddresses.map(\.description).joined(separator: " ")); nothing changed")
+            return
+        }
+
+        // 2. Bind with the journal (nothing to do for functions already on vfio-pci).
+        if !plan.moves.isEmpty {
+            let writer = try binding.writer(root, command: "bind")
+            let journal = try binding.openJournal(root)
+            let ledger = Ledger.replay(journal.records, currentBoot: Binder.bootID(root))
+            if !ledger.unfinished.isEmpty {
+                BindFailure(.journal("the journal holds unfinished bindings (\(ledger.unfinished.map(\.address.description).joined(separator: " "))); run svmm restore first")).exit()
+            }
+            let binder = binding.binder(root, writer: writer, journal: journal)
+            do {
+                try binder.bind(plan, command: "passthrough")
+            } catch {
+                for line in binder.log { say(line) }
+                BindFailure(error).exit()
+            }
+            for line in binder.log { say(line) }
+        }
+
+        // 3–6. VFIO, guest, run, reset.
+        let memorySize = MemorySize.parse(mem) ?? 0
+        var status: Int32 = 1
+        if let kernel {
+            let kernelBytes = try RunCommand.readFile(kernel, what: "kernel")
+            let initrdBytes = try initrd.map { try RunCommand.readFile($0, what: "initrd") }
+            let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
+            status = PassthroughOptions.runVM(addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath)
+        }
+
+        // 7. Restore what this run bound.
+        if !plan.moves.isEmpty {
+            do {
+                let writer = try binding.writer(root, command: "restore")
+                let journal = try binding.openJournal(root)
+                let ledger = Ledger.replay(journal.records, currentBoot: Binder.bootID(root))
+                let entries = plan.moves.compactMap { ledger.entry($0.address) }
+                let binder = binding.binder(root, writer: writer, journal: journal)
+                try binder.release(entries, command: "passthrough")
+                for line in binder.log { say(line) }
+                for e in entries { say("svmm: \(e.address): returned to \(e.originalDriver ?? "no driver")") }
+            } catch {
+                say("svmm: error: restoring the host drivers failed: \(error); fix: run svmm restore")
+                throw ExitCode(1)
+            }
+        }
+        throw ExitCode(status)
+    }
+}

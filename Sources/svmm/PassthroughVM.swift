@@ -1,0 +1,276 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SVMMDevices
+import SVMMHost
+import SVMMVFIO
+import SVMMVFIOPCI
+import SVMMVMM
+
+/// The VM half of `svmm passthrough` and `svmm run --device`: open VFIO for functions already on
+/// vfio-pci, reset them, build the guest, attach them as PCI functions, DMA-map guest RAM, run, and
+/// on the way out stop the functions, reset them again and unmap. kvmtool's plain order.
+struct PassthroughVM {
+    /// What the closing note and --json report.
+    struct Summary: Encodable {
+        struct Device: Encodable {
+            var address: String
+            var guestAddress: String
+            var group: UInt32
+            var resetBefore: String
+            var resetAfter: String?
+            var interruptModes: [String]
+            var notes: [String]
+        }
+
+        var dmaBackend: String
+        var iommufd: String
+        var dmaMappings: Int
+        var dmaBytes: UInt64
+        var devices: [Device] = []
+        var exit: String?
+        var exitStatus: Int32?
+    }
+
+    /// The guest's PCI memory windows: BARs are placed in [0xC000_0000, 0xE000_0000) (between low RAM
+    /// and ECAM), I/O BARs in [0xC000, 0x10000).
+    static let mmioWindowBase: UInt64 = 0xC000_0000
+    static let mmioWindowLength: UInt64 = 0x2000_0000
+    static let pioWindowBase: UInt64 = 0xC000
+    static let pioWindowLength: UInt64 = 0x4000
+
+    let addresses: [PCIAddress]
+    let boot: LinuxBootConfiguration
+    let rootPath: String
+    let romFile: [UInt8]?
+    let consoleToStderr: Bool
+
+    var devRoot: String { rootPath == "/" ? "/dev" : rootPath + "/dev" }
+    var sysRoot: String { rootPath }
+
+    /// Runs the VM to its end. Throws only before the guest starts (nothing to undo beyond closing fds).
+    func run(progress: (String) -> Void) throws(PassthroughError) -> Summary {
+        // 1. VFIO: container, groups (viable, attached), IOMMU, devices.
+        let container: VFIOContainer
+        var groups: [UInt32: VFIOGroup] = [:]
+        var devices: [(address: PCIAddress, device: VFIODevice, group: UInt32)] = []
+        let iommu: VFIOIOMMUInfo
+        do {
+            container = try VFIOContainer(devRoot: devRoot)
+            for address in addresses {
+                let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
+                if groups[id] == nil {
+                    let group = try VFIOGroup(id: id, devRoot: devRoot)
+                    try group.requireViable()
+                    try group.setContainer(container)
+                    if groups.isEmpty { try container.setIOMMU(.type1v2) }
+                    groups[id] = group
+                }
+            }
+            iommu = try container.iommuInfo()
+            for address in addresses {
+                let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
+                guard let group = groups[id] else { continue }
+                devices.append((address, try group.openDevice(address.description), id))
+            }
+        } catch {
+            throw .vfio(error)
+        }
+        progress("VFIO: \(devices.count) device(s) in group(s) \(groups.keys.sorted().map(String.init).joined(separator: ", ")), type1v2 container")
+        let owned = Array(groups.values)
+
+        // 2. Reset before start.
+        var summary = Summary(
+            dmaBackend: "VFIO type1v2 container", iommufd: VFIOBackend.probeIOMMUFD(devRoot: devRoot).reason ?? "available",
+            dmaMappings: 0, dmaBytes: 0)
+        var resets: [String] = []
+        for entry in devices {
+            let method = VFIOResetLadder.reset(entry.device, ownedGroups: owned)
+            resets.append(method.description)
+            progress("\(entry.address): reset before start: \(method)")
+        }
+
+        // 3. The guest.
+        let toStderr = consoleToStderr
+        let machine: Machine
+        do {
+            machine = try LinuxGuest.build(boot, console: { byte in
+                var byte = byte
+                // SAFETY: one byte from a local; a short or failed write loses console output only.
+                _ = write(toStderr ? STDERR_FILENO : STDOUT_FILENO, &byte, 1)
+            })
+        } catch {
+            throw .vm(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
+        }
+
+        // 4. KVM-VFIO device, then the functions on the PCI root.
+        let kvmVFIO: KVMVFIODevice
+        do {
+            kvmVFIO = try KVMVFIODevice(vm: machine.vm)
+            for group in owned { try kvmVFIO.addGroup(descriptor: group.rawDescriptor) }
+        } catch {
+            throw .setup(error.description)
+        }
+        let platform = KVMVFIOPlatform(vm: machine.vm, firstSlot: UInt32(machine.memory.regions.count))
+        let mmioWindow = PCIBARWindow<MMIOAddress>(base: Self.mmioWindowBase, length: Self.mmioWindowLength)
+        let pioWindow = PCIBARWindow<PIOAddress>(base: Self.pioWindowBase, length: Self.pioWindowLength)
+        var functions: [VFIOPCIFunction] = []
+        var guestAddresses: [String] = []
+        // The machine keeps its functions until the process ends; these let the device fds go earlier.
+        let handles = devices.map { VFIODeviceHandle($0.device) }
+        // The closure reports its failure as a value: a typed-throws closure through the generic
+        // rethrowing withDevices crashes this compiler's IRGen.
+        let attachError: PassthroughError? = machine.withDevices { (set: inout DeviceSet) -> PassthroughError? in
+            do {
+                try set.mmio.register(mmioWindow, base: MMIOAddress(Self.mmioWindowBase), length: Self.mmioWindowLength, name: "pci-mmio-window")
+                try set.pio.register(pioWindow, base: PIOAddress(UInt16(Self.pioWindowBase)), length: Self.pioWindowLength, name: "pci-io-window")
+            } catch {
+                return .setup("PCI windows: \(error)")
+            }
+            var allocator = PCIBARAllocator(
+                io: PCIWindow(base: Self.pioWindowBase, length: Self.pioWindowLength),
+                memory32: PCIWindow(base: Self.mmioWindowBase, length: Self.mmioWindowLength / 2),
+                memory64: PCIWindow(base: Self.mmioWindowBase + Self.mmioWindowLength / 2, length: Self.mmioWindowLength / 2))
+            for (i, entry) in devices.enumerated() {
+                guard let slot = PCIFunctionAddress(device: UInt8(1 + i)) else { return .setup("too many devices") }
+                do {
+                    let function = try VFIOPCIFunction(
+                        backend: handles[i], platform: platform, mmioWindow: mmioWindow, pioWindow: pioWindow,
+                        intxGSI: UInt32(10 + i % 2), romFile: romFile)
+                    try set.pciRoot.attach(function, at: slot)
+                    try function.assignBARs(&allocator)
+                    function.config.setInterruptLine(UInt8(10 + i % 2))
+                    function.start()
+                    functions.append(function)
+                    guestAddresses.append(slot.description)
+                } catch let error as VFIOPCIError {
+                    return .setup("\(entry.address): \(error)" + (error.fix.map { "; fix: \($0)" } ?? ""))
+                } catch {
+                    return .setup("\(entry.address): \(error)")
+                }
+            }
+            return nil
+        }
+        // Before the guest runs, a failure must still let go of the devices (see the end of run).
+        func abandon(_ error: PassthroughError) -> PassthroughError {
+            machine.withDevices { _ in
+                for function in functions {
+                    function.stop()
+                    function.releaseMappings()
+                }
+            }
+            for handle in handles { handle.close() }
+            return error
+        }
+        if let attachError { throw abandon(attachError) }
+
+        // 5. DMA: every RAM region once, IOVA = GPA, after the checks.
+        let regions = machine.memory.regions.map { DMARegion(guestAddress: $0.base.value, size: $0.size, hostAddress: $0.hostAddress) }
+        var reservations: [IOVAReservation] = []
+        for id in groups.keys {
+            let path = (rootPath == "/" ? "" : rootPath) + "/sys/kernel/iommu_groups/\(id)/reserved_regions"
+            for line in Self.readText(path).split(separator: "\n") {
+                if let region = ReservedRegion(line: line) {
+                    reservations.append(IOVAReservation(start: region.start, end: region.end, type: region.type))
+                }
+            }
+        }
+        do {
+            try VFIODMA.check(
+                regions: regions, iommu: iommu, reservations: reservations, memlockLimit: Self.memlockLimit(), hasIPCLock: Self.hasIPCLock())
+            summary.dmaMappings = try VFIODMA.map(regions, container: container, progress: progress)
+            summary.dmaBytes = regions.reduce(0) { $0 + $1.size }
+        } catch {
+            throw abandon(.setup(error.description + (error.fix.map { "; fix: \($0)" } ?? "")))
+        }
+
+        // 6. Run.
+        SignalStop.install(for: machine)
+        let reason = machine.runAll()
+        // From here on SIGINT/SIGTERM must not interrupt the reset and restore (and the handler's
+        // target, the vCPU's run page, is no longer of use).
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        summary.exit = "\(reason)"
+        summary.exitStatus = reason.exitStatus
+
+        // 7. Stop the functions, reset, unmap.
+        machine.withDevices { _ in for function in functions { function.stop() } }
+        for (i, entry) in devices.enumerated() {
+            let after = VFIOResetLadder.reset(entry.device, ownedGroups: owned)
+            progress("\(entry.address): reset after stop: \(after)")
+            let function = functions.indices.contains(i) ? functions[i] : nil
+            summary.devices.append(Summary.Device(
+                address: entry.address.description, guestAddress: i < guestAddresses.count ? guestAddresses[i] : "",
+                group: entry.group, resetBefore: resets[i], resetAfter: after.description,
+                interruptModes: function.map { f in f.interrupts.modesUsed.map(\.rawValue).sorted() } ?? [],
+                notes: function?.notes ?? []))
+        }
+        for error in VFIODMA.unmap(regions, container: container) { progress("DMA unmap: \(error)") }
+        // Let go of the devices: mappings first (an mmap holds the device file), then the fds, so the
+        // host driver can take them back.
+        machine.withDevices { _ in for function in functions { function.releaseMappings() } }
+        for handle in handles { handle.close() }
+        _ = kvmVFIO
+        return summary
+    }
+
+    static func readText(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 65536)
+        // SAFETY: reads into the array's own storage, at most its length.
+        let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return got > 0 ? String(decoding: bytes.prefix(got), as: UTF8.self) : ""
+    }
+
+    /// RLIMIT_MEMLOCK's soft limit in bytes, nil when unlimited.
+    static func memlockLimit() -> UInt64? {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0 else { return nil }
+        return limit.rlim_cur == rlim_t.max ? nil : UInt64(limit.rlim_cur)  // RLIM_INFINITY is all-ones
+    }
+
+    /// CAP_IPC_LOCK (bit 14) in the effective set: type1 then ignores RLIMIT_MEMLOCK.
+    static func hasIPCLock() -> Bool {
+        for line in readText("/proc/self/status").split(separator: "\n") where line.hasPrefix("CapEff:") {
+            let hex = line.dropFirst("CapEff:".count).trimmingCharacters(in: " \t")
+            if let caps = UInt64(hex, radix: 16) { return caps & (1 << 14) != 0 }
+        }
+        return false
+    }
+
+    /// The closing note.
+    static func note(_ summary: Summary) -> String {
+        var lines = ["svmm: passthrough summary: DMA backend \(summary.dmaBackend) (\(summary.dmaMappings) DMA map calls, \(summary.dmaBytes >> 20) MiB pinned); iommufd: \(summary.iommufd)"]
+        for d in summary.devices {
+            let modes = d.interruptModes.isEmpty ? "none" : d.interruptModes.joined(separator: ", ")
+            lines.append("svmm:   \(d.address) (group \(d.group)) as guest \(d.guestAddress): interrupts \(modes); reset before: \(d.resetBefore); reset after: \(d.resetAfter ?? "-")")
+            for n in d.notes { lines.append("svmm:     note: \(n)") }
+        }
+        if let exit = summary.exit { lines.append("svmm:   guest ended: \(exit)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        String(drop { set.contains($0) }.reversed().drop { set.contains($0) }.reversed())
+    }
+}
+
+/// Why a passthrough VM could not start.
+enum PassthroughError: Error, CustomStringConvertible {
+    case vfio(VFIOError)
+    case vm(String)
+    case setup(String)
+
+    var description: String {
+        switch self {
+        case .vfio(let error): error.description + (error.fix.map { "; fix: \($0)" } ?? "")
+        case .vm(let message): message
+        case .setup(let message): message
+        }
+    }
+}
