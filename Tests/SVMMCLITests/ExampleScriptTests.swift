@@ -13,7 +13,8 @@ import Testing
     func script(_ name: String) -> String { CLI.repository.appendingPathComponent("Docs/examples/\(name)").path }
 
     /// Runs a script with SVMM_ROOT=root and the built svmm first on PATH.
-    func run(_ shell: String, _ name: String, _ args: [String], root: String, signalAfter: Double? = nil) throws -> CLI.Result {
+    func run(_ shell: String, _ name: String, _ args: [String], root: String, signalAfter: Double? = nil,
+             extraEnv: [String: String] = [:]) throws -> CLI.Result {
         let bin = try #require(CLI.binary)
         let p = Process()
         // The test process blocks SIGCHLD and SIGTERM in every thread and children inherit the mask:
@@ -26,6 +27,7 @@ import Testing
         env["PATH"] = URL(fileURLWithPath: bin).deletingLastPathComponent().path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
         env["SVMM_ROOT"] = root
         env["SVMM_DENY_HOST_WRITES"] = "1"
+        for (k, v) in extraEnv { env[k] = v }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -170,5 +172,34 @@ import Testing
         // The acknowledgement was journaled with the transaction.
         let journal = try String(contentsOfFile: t.path + "/var/lib/svmm/journal.jsonl", encoding: .utf8)
         #expect(journal.contains("boot-console"))
+    }
+
+    /// The passthrough form on a captured tree: svmm passthrough binds on the simulated kernel, fails to
+    /// open VFIO (a capture has no /dev/vfio) and restores; killed mid-bind, the script's own check
+    /// finds the functions off their drivers and finishes with svmm restore.
+    @Test(.enabled(if: hasJQ, "needs jq and python3"), arguments: shells)
+    func assignNicPassthroughFormLeavesTheHostAsFound(shell: String) throws {
+        guard passthroughBuilt else { return }
+        let t = BindCLITests.Tree()
+        let before = t.snapshot()
+        let dry = try run(shell, "assign-nic", ["--group", "--dry-run", "eth1", "--kernel", "/boot/vmlinuz", "--mem", "256M"], root: t.path)
+        #expect(dry.status == 0, "\(dry.err)")
+        #expect(dry.err.contains("dry run: would run: svmm passthrough --group 0000:05:01.0 --kernel /boot/vmlinuz --mem 256M"), "\(dry.err)")
+        #expect(t.snapshot() == before)
+
+        let map = t.driverMap()
+        let kernel = CLI.repository.appendingPathComponent("README.md").path  // never reached: VFIO fails first
+        let failed = try run(shell, "assign-nic", ["--group", "eth1", "--kernel", kernel], root: t.path)
+        #expect(failed.status == 1, "\(failed.err)")
+        #expect(failed.err.contains("open the VFIO container"))
+        #expect(failed.err.contains("host as found: 0000:05:01.0 0000:05:02.0"))
+        #expect(t.driverMap() == map)
+
+        let killed = try run(shell, "assign-nic", ["--group", "eth1", "--kernel", kernel], root: t.path,
+                             extraEnv: ["SVMM_FAULT_AFTER_STEP": "9"])
+        #expect(killed.status == 137, "svmm passthrough's SIGKILL is the script's status: \(killed.err)")
+        #expect(killed.err.contains("the host is not as found: finishing with svmm restore"))
+        #expect(killed.err.contains("host as found: 0000:05:01.0 0000:05:02.0"))
+        #expect(t.driverMap() == map)
     }
 }
