@@ -161,6 +161,11 @@ import Testing
         let dry = try run(shell, "assign-gpu", ["--allow-boot-console", "--dry-run", "--", "true"], root: t.path)
         #expect(dry.status == 0)
         #expect(dry.err.contains("0000:01:00.0: bochs-drm -> vfio-pci") && dry.err.contains("0000:01:00.1: snd_hda_intel -> vfio-pci"))
+        if passthroughBuilt {
+            let plan = try run(shell, "assign-gpu", ["--allow-boot-console", "--dry-run"], root: t.path)
+            #expect(plan.status == 0, "\(plan.err)")
+            #expect(plan.err.contains("would run: svmm passthrough --group --allow boot-console 0000:01:00.0 0000:01:00.1"), "\(plan.err)")
+        }
         #expect(t.snapshot() == before)
 
         let mapBefore = t.driverMap()

@@ -77,6 +77,16 @@ kill -TERM $pid
 wait $pid
 check_eq term-exit $? 143
 check_eq term-restored "$(drv $A) $(drv $B)" "e1000 e1000"
+# --- USB by serial (the guide's walk-through): serial -> port path -> describe; truth from /sys/bus/usb
+port=$(svmm usb list --json | jq -r '.devices[] | select(.serial == "SVMM0001") | .portPath')
+sysport=$(for d in /sys/bus/usb/devices/*; do [ "$(cat $d/serial 2>/dev/null)" = SVMM0001 ] && basename $d; done)
+check_eq usb-serial-to-port "$port" "$sysport"
+svmm usb describe "$port" >$W/usb.txt 2>&1
+check_eq usb-describe-by-port-exit $? 0
+check_eq usb-describe-by-port-ids "$(svmm usb describe "$port" --json | jq -r '.deviceDescriptor | "\(.idVendor):\(.idProduct)"')" \
+  "$(cat /sys/bus/usb/devices/$sysport/idVendor):$(cat /sys/bus/usb/devices/$sysport/idProduct)"
+check_eq usb-describe-by-ids-exit "$(svmm usb describe 46f4:0001 --json >/dev/null 2>&1; echo $?)" 0
+
 drivermap >$W/map-end.txt
 check_eq everything-as-found "$(same "$(cat $W/map-before.txt)" "$(cat $W/map-end.txt)")" same
 check_eq nothing-held "$(svmm status --json | jq '.held | length')" 0
