@@ -25,7 +25,7 @@ import Testing
                        shell, shell.hasSuffix("busybox") ? "sh" : shell, script(name)] + args  // busybox as its sh applet
         var env = ProcessInfo.processInfo.environment
         env["PATH"] = URL(fileURLWithPath: bin).deletingLastPathComponent().path + ":" + (env["PATH"] ?? "/usr/bin:/bin")
-        env["SVMM_ROOT"] = root
+        if root.isEmpty { env.removeValue(forKey: "SVMM_ROOT") } else { env["SVMM_ROOT"] = root }
         env["SVMM_DENY_HOST_WRITES"] = "1"
         for (k, v) in extraEnv { env[k] = v }
         p.environment = env
@@ -86,6 +86,13 @@ import Testing
         #expect(r.out.contains("group 7: NOT viable (blocked by 0000:01:00.0 on bochs-drm, 0000:01:00.1 on snd_hda_intel)"))
         #expect(r.out.contains("0000:03:00.0 1b36:0010 storage driver=nvme") && r.out.contains("in-use: mounted:/mnt/root"))
         #expect(r.out.contains("doctor: fail") && r.out.contains("IOMMU: on, 11 groups"))
+        // --root and --mem as options: the same report (minus the time stamp), memlock judged for 1 GiB.
+        let flagged = try run(shell, "iommu-report", ["--root", root, "--mem", "1G"], root: "")
+        #expect(flagged.status == 0, "\(flagged.err)")
+        // (Member lines carry check verdicts, and memlock depends on --mem and on this process's limits.)
+        func body(_ text: String) -> [Substring] { text.split(separator: "\n").filter { $0.hasPrefix("group ") || $0.hasPrefix("IOMMU") } }
+        #expect(body(flagged.out) == body(r.out))
+        #expect(flagged.out.contains("1 GiB"))
         let off = try run(shell, "iommu-report", [], root: CLI.fixture("no-iommu"))
         #expect(off.status == 0)
         #expect(off.out.contains("IOMMU: off. ") && !off.out.contains("\ngroup "))
