@@ -29,6 +29,10 @@ need() {
     command -v jq >/dev/null 2>&1 || { say "needs jq (apt install jq)"; exit 2; }
     command -v "$SVMM" >/dev/null 2>&1 || { say "svmm not found (set SVMM=/path/to/svmm)"; exit 2; }
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX") || exit 2
+    # Until run_vm installs cleanup: a refusal or a signal just removes the scratch directory.
+    trap 'rm -rf "$TMP"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 }
 
 # driver_of ADDRESS: the bound driver's name, or "none".

@@ -28,6 +28,11 @@ import Testing
         if root.isEmpty { env.removeValue(forKey: "SVMM_ROOT") } else { env["SVMM_ROOT"] = root }
         env["SVMM_DENY_HOST_WRITES"] = "1"
         for (k, v) in extraEnv { env[k] = v }
+        // A private TMPDIR: whatever the script's outcome, its scratch directory must be gone afterwards.
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("svmm-script-tmp-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        env["TMPDIR"] = scratch
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
@@ -40,6 +45,7 @@ import Testing
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: scratch)) == [], "\(name) \(args) left its scratch directory behind")
         return CLI.Result(status: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: e, as: UTF8.self))
     }
 
