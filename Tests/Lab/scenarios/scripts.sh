@@ -35,6 +35,24 @@ check_eq report-members-match-sys "$(same "$(cat $W/report-members.txt)" "$(cat 
 grep -q "^group $(basename "$(readlink /sys/bus/pci/devices/$VGA/iommu_group)"): NOT viable (blocked by $VGA on bochs-drm, $HDA on snd_hda_intel)" $W/report.txt \
   && pass report-names-display-blockers || fail report-names-display-blockers "$(grep "$VGA" $W/report.txt)"
 
+# --- svmm doctor on the real kernel; truth from plain shell
+svmm doctor --json >$W/doctor.json
+doctor_rc=$?
+dv() { jq -r --arg id "$1" '.checks[] | select(.id == $id) | .verdict' $W/doctor.json; }
+if [ -c /dev/kvm ]; then kvm=pass; else kvm=fail; fi
+check_eq doctor-kvm "$(dv kvm)" $kvm
+if [ -n "$(ls /sys/kernel/iommu_groups)" ]; then iommu=pass; else iommu=fail; fi
+check_eq doctor-iommu "$(dv iommu)" $iommu
+if grep -q 'IR-' /proc/interrupts; then ir=pass; else ir=fail; fi
+check_eq doctor-interrupt-remapping "$(dv interrupt-remapping)" $ir
+if [ -d /sys/module/vfio_pci ] && [ -d /sys/module/vfio_iommu_type1 ]; then mods=pass; else mods=warn; fi
+check_eq doctor-vfio-modules "$(dv vfio-modules)" $mods
+if [ -c /dev/vfio/vfio ]; then vdev=pass; else vdev=warn; fi
+check_eq doctor-vfio-device "$(dv vfio-device)" $vdev
+check_eq doctor-udev-rules-not-installed "$(dv udev-rules)" warn
+check_eq doctor-exit "$doctor_rc" "$(if [ "$(jq -r .verdict $W/doctor.json)" = fail ]; then echo 1; else echo 0; fi)"
+artifact $W/doctor.json doctor.json
+
 drivermap >$W/map-before.txt
 
 # --- refusals: each exits 1 with its reason and changes no driver or override anywhere
