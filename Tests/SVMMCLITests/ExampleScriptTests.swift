@@ -13,8 +13,8 @@ import Testing
     func script(_ name: String) -> String { CLI.repository.appendingPathComponent("Docs/examples/\(name)").path }
 
     /// Runs a script with SVMM_ROOT=root and the built svmm first on PATH.
-    func run(_ shell: String, _ name: String, _ args: [String], root: String, signalAfter: Double? = nil,
-             extraEnv: [String: String] = [:]) throws -> CLI.Result {
+    func run(_ shell: String, _ name: String, _ args: [String], root: String,
+             signal: (number: Int32, when: () -> Bool)? = nil, extraEnv: [String: String] = [:]) throws -> CLI.Result {
         let bin = try #require(CLI.binary)
         let p = Process()
         // The test process blocks SIGCHLD and SIGTERM in every thread and children inherit the mask:
@@ -38,9 +38,14 @@ import Testing
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        if let delay = signalAfter {
-            Thread.sleep(forTimeInterval: delay)
-            kill(p.processIdentifier, SIGTERM)
+        if let signal {
+            // Signal once the condition holds (the VM is running), not after a guessed delay.
+            var waited = 0
+            while !signal.when() && waited < 1200 && p.isRunning {
+                Thread.sleep(forTimeInterval: 0.05)
+                waited += 1
+            }
+            kill(p.processIdentifier, signal.number)
         }
         let o = out.fileHandleForReading.readDataToEndOfFile()
         let e = err.fileHandleForReading.readDataToEndOfFile()
@@ -147,14 +152,18 @@ import Testing
     }
 
     @Test(.enabled(if: hasJQ, "needs jq and python3"), arguments: shells)
-    func assignNicRestoresOnSIGTERM(shell: String) throws {
-        let t = BindCLITests.Tree()
-        let before = t.driverMap()
-        let r = try run(shell, "assign-nic", ["--group", "0000:05:02.0", "--", "sleep", "30"], root: t.path, signalAfter: 3)
-        #expect(r.status == 143, "\(r.err)")
-        #expect(r.err.contains("got SIGTERM"))
-        #expect(r.err.contains("host as found"))
-        #expect(t.driverMap() == before)
+    func assignNicRestoresOnSIGTERMAndSIGINT(shell: String) throws {
+        for (number, name, status) in [(SIGTERM, "TERM", Int32(143)), (SIGINT, "INT", Int32(130))] {
+            let t = BindCLITests.Tree()
+            let before = t.driverMap()
+            let running = { t.driver("0000:05:02.0") == "vfio-pci" && t.driver("0000:05:01.0") == "vfio-pci" }
+            let r = try run(shell, "assign-nic", ["--group", "0000:05:02.0", "--", "sleep", "30"], root: t.path,
+                            signal: (number, { running() && (try? String(contentsOfFile: t.path + "/var/lib/svmm/journal.jsonl", encoding: .utf8))?.contains("txn-commit") == true }))
+            #expect(r.status == status, "SIG\(name): \(r.err)")
+            #expect(r.err.contains("got SIG\(name)"))
+            #expect(r.err.contains("host as found"))
+            #expect(t.driverMap() == before)
+        }
     }
 
     @Test(.enabled(if: hasJQ, "needs jq and python3"), arguments: shells)
