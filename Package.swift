@@ -78,6 +78,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Benchmarks/exits and Benchmarks/bus drive this (release builds only matter).
+        .executableTarget(
+            name: "svmm-bench", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory"],
+            path: "Benchmarks/Sources/svmm-bench", swiftSettings: swiftSettings
+        ),
+
         .testTarget(name: "SVMMSystemTests", dependencies: ["SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMVFIOTests", dependencies: ["SVMMVFIO", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),
         .testTarget(name: "SVMMKVMTests", dependencies: ["SVMMKVM", "SVMMSystem", "CUAPI"], swiftSettings: swiftSettings),

@@ -25,8 +25,9 @@ public struct Bus<Address: BusAddress> {
     /// Sorted by base; ranges never overlap.
     public private(set) var entries: [Entry] = []
     // Bases only, in the same order: the binary search touches this dense array alone.
-    private var bases: [UInt64] = []
-    private var lasts: [UInt64] = []
+    // @usableFromInline so `lookup` can be inlined and specialised into the run loop.
+    @usableFromInline var bases: [UInt64] = []
+    @usableFromInline var lasts: [UInt64] = []
     public var logger: Logger
 
     public init(logger: Logger = Logger(label: "svmm.bus")) {
@@ -64,27 +65,46 @@ public struct Bus<Address: BusAddress> {
         return entries.remove(at: index)
     }
 
+    /// Where an access lands, without allocating or touching the device (the hot path).
+    public enum Lookup: Equatable, Sendable {
+        case hit(index: Int, offset: UInt64)
+        case unmapped
+        case crossesEnd(index: Int)
+        case badSize
+    }
+
+    /// Binary search for the greatest base ≤ address, then the bounds check of `address + size`.
+    @inlinable
+    public func lookup(_ address: Address, size: Int) -> Lookup {
+        guard isValidAccessSize(size) else { return .badSize }
+        let raw = address.raw
+        return bases.withUnsafeBufferPointer { bases in
+            // Greatest base <= raw.
+            var low = 0
+            var high = bases.count
+            while low < high {
+                let mid = (low &+ high) >> 1
+                if bases[mid] <= raw { low = mid &+ 1 } else { high = mid }
+            }
+            guard low > 0 else { return .unmapped }
+            let index = low &- 1
+            let last = lasts[index]
+            guard raw <= last else { return .unmapped }
+            // raw + size - 1 <= last, written so that it cannot overflow (raw <= last here).
+            guard UInt64(size &- 1) <= last &- raw else { return .crossesEnd(index: index) }
+            return .hit(index: index, offset: raw &- bases[index])
+        }
+    }
+
     /// The device and the offset into it that an access of `size` bytes at `address` reaches.
     @inline(__always)
     public func resolve(_ address: Address, size: Int) throws(BusError) -> (device: any BusDevice, offset: UInt64) {
-        guard isValidAccessSize(size) else { throw .badAccessSize(size) }
-        let raw = address.raw
-        // Greatest base <= raw.
-        var low = 0
-        var high = bases.count
-        while low < high {
-            let mid = (low &+ high) >> 1
-            if bases[mid] <= raw { low = mid &+ 1 } else { high = mid }
+        switch lookup(address, size: size) {
+        case .hit(let index, let offset): return (entries[index].device, offset)
+        case .unmapped: throw .unmapped(address: address.raw)
+        case .crossesEnd(let index): throw .crossesEnd(device: entries[index].name, address: address.raw, size: size)
+        case .badSize: throw .badAccessSize(size)
         }
-        guard low > 0 else { throw .unmapped(address: raw) }
-        let index = low - 1
-        let last = lasts[index]
-        guard raw <= last else { throw .unmapped(address: raw) }
-        // raw + size - 1 <= last, written so that it cannot overflow (raw <= last here).
-        guard UInt64(size - 1) <= last - raw else {
-            throw .crossesEnd(device: entries[index].name, address: raw, size: size)
-        }
-        return (entries[index].device, raw - bases[index])
     }
 
     /// Reads `size` bytes at `address`. Unmapped, end-crossing and bad-size reads return all-ones and

@@ -10,13 +10,13 @@ public protocol BusDevice: AnyObject {
 }
 
 /// The all-ones value of an access of `size` bytes: what a read of nothing returns on PC buses.
-@inline(__always)
+@inlinable
 public func allOnes(size: Int) -> UInt64 {
     size >= 8 ? UInt64.max : (UInt64(1) << UInt64(size * 8)) &- 1
 }
 
 /// The access widths a bus accepts.
-@inline(__always)
+@inlinable
 public func isValidAccessSize(_ size: Int) -> Bool {
     size == 1 || size == 2 || size == 4 || size == 8
 }

@@ -113,16 +113,30 @@ public final class KVMVFIODevice {
 
     /// KVM_DEV_VFIO_GROUP_ADD with the group's fd.
     public func addGroup(descriptor: Int32) throws(VFIOPCIError) {
+        try groupAttribute(svmm_KVM_DEV_VFIO_GROUP_ADD(), descriptor: descriptor)
+    }
+
+    /// KVM_DEV_VFIO_GROUP_DEL: KVM drops its reference to the group file. Until then the group stays
+    /// attached to its container, and on 6.1 vfio-pci's remove of the group's last device waits for
+    /// that forever (the unbind in `svmm restore` would hang).
+    public func removeGroup(descriptor: Int32) throws(VFIOPCIError) {
+        try groupAttribute(svmm_KVM_DEV_VFIO_GROUP_DEL(), descriptor: descriptor)
+    }
+
+    private func groupAttribute(_ operation: UInt32, descriptor: Int32) throws(VFIOPCIError) {
         var groupFD = descriptor
         let result = withUnsafeMutablePointer(to: &groupFD) { pointer -> Result<Int, Errno> in
             var attribute = kvm_device_attr()
             attribute.group = svmm_KVM_DEV_VFIO_GROUP()
-            attribute.attr = UInt64(svmm_KVM_DEV_VFIO_GROUP_ADD())
+            attribute.attr = UInt64(operation)
             // SAFETY: `pointer` is valid for the duration of this closure, which spans the ioctl;
             // KVM reads one int32 through it.
             attribute.addr = UInt64(UInt(bitPattern: pointer))
             return Result { () throws(Errno) -> Int in try fd.ioctl(svmm_KVM_SET_DEVICE_ATTR(), &attribute) }
         }
-        if case .failure(let error) = result { throw .platform("KVM_DEV_VFIO_GROUP_ADD(fd \(descriptor)): \(error)") }
+        if case .failure(let error) = result {
+            let name = operation == svmm_KVM_DEV_VFIO_GROUP_ADD() ? "KVM_DEV_VFIO_GROUP_ADD" : "KVM_DEV_VFIO_GROUP_DEL"
+            throw .platform("\(name)(fd \(descriptor)): \(error)")
+        }
     }
 }

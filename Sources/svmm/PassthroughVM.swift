@@ -111,6 +111,15 @@ struct PassthroughVM {
         } catch {
             throw .setup(error.description)
         }
+        // The VM object outlives this function (the machine keeps its devices), so the groups are let
+        // go explicitly: KVM drops its reference to each group file, then each group leaves the
+        // container. Only then can vfio-pci release the devices when they are unbound.
+        func detachGroups() {
+            for group in owned {
+                do { try kvmVFIO.removeGroup(descriptor: group.rawDescriptor) } catch { progress("\(error)") }
+                do { try group.unsetContainer() } catch { progress("group \(group.id): \(error)") }
+            }
+        }
         let platform = KVMVFIOPlatform(vm: machine.vm, firstSlot: UInt32(machine.memory.regions.count))
         let mmioWindow = PCIBARWindow<MMIOAddress>(base: Self.mmioWindowBase, length: Self.mmioWindowLength)
         let pioWindow = PCIBARWindow<PIOAddress>(base: Self.pioWindowBase, length: Self.pioWindowLength)
@@ -160,6 +169,8 @@ struct PassthroughVM {
                 }
             }
             for handle in handles { handle.close() }
+            devices.removeAll()
+            detachGroups()
             return error
         }
         if let attachError { throw abandon(attachError) }
@@ -211,7 +222,8 @@ struct PassthroughVM {
         // host driver can take them back.
         machine.withDevices { _ in for function in functions { function.releaseMappings() } }
         for handle in handles { handle.close() }
-        _ = kvmVFIO
+        devices.removeAll()
+        detachGroups()
         return summary
     }
 

@@ -123,3 +123,17 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct BusLookupTests {
+    @Test func lookupReportsEachOutcome() throws {
+        var bus = Bus<MMIOAddress>()
+        try bus.register(RecordingDevice(), base: MMIOAddress(0x1000), length: 0x10, name: "a")
+        try bus.register(RecordingDevice(), base: MMIOAddress(0x2000), length: 0x10, name: "b")
+        #expect(bus.lookup(MMIOAddress(0x2004), size: 4) == .hit(index: 1, offset: 4))
+        #expect(bus.lookup(MMIOAddress(0x100F), size: 1) == .hit(index: 0, offset: 0xF))
+        #expect(bus.lookup(MMIOAddress(0x100F), size: 2) == .crossesEnd(index: 0))
+        #expect(bus.lookup(MMIOAddress(0x1010), size: 1) == .unmapped)
+        #expect(bus.lookup(MMIOAddress(0xFFF), size: 1) == .unmapped)
+        #expect(bus.lookup(MMIOAddress(0x1000), size: 16) == .badSize)
+    }
+}

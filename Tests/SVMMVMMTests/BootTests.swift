@@ -179,7 +179,8 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
         #expect(Array(blob[madt..<(madt + 8)]) == [0, 8, 0, 0, 1, 0, 0, 0])
         #expect(Array(blob[(madt + 8)..<(madt + 16)]) == [0, 8, 1, 1, 1, 0, 0, 0])
         #expect(Array(blob[(madt + 16)..<(madt + 28)]) == [1, 12, 2, 0, 0, 0, 0xC0, 0xFE, 0, 0, 0, 0])
-        #expect(u32(ACPITables.madtOffset + 4) == 44 + 16 + 12 + 6)
+        #expect(Array(blob[(madt + 28)..<(madt + 38)]) == [2, 10, 0, 9, 9, 0, 0, 0, 0x0D, 0])  // SCI: level, active-high
+        #expect(u32(ACPITables.madtOffset + 4) == 44 + 16 + 12 + 10 + 6)
         #expect(u32(ACPITables.fadtOffset + 40) == 0xF_E000 + UInt32(ACPITables.dsdtOffset))
         #expect(u32(ACPITables.fadtOffset + 64) == 0x604)
         // The DSDT's AML is exactly Name(_S5_, Package(4){5, 5, 0, 0}).

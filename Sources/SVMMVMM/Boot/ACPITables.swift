@@ -24,7 +24,7 @@ public enum ACPITables {
     /// finds them; the zero page's acpi_rsdp_addr points there too).
     public static func build(at address: UInt64, cpus: Int = 1) -> [UInt8] {
         let cpuCount = max(1, min(cpus, 255))
-        var blob = [UInt8](repeating: 0, count: madtOffset + 44 + 8 * cpuCount + 12 + 6)
+        var blob = [UInt8](repeating: 0, count: madtOffset + 44 + 8 * cpuCount + 12 + 10 + 6)
         func place(_ bytes: [UInt8], at offset: Int) { for (i, b) in bytes.enumerated() { blob[offset + i] = b } }
         let base = UInt32(truncatingIfNeeded: address)
 
@@ -49,12 +49,16 @@ public enum ACPITables {
         place(table("FACP", revision: 1, body: fadt), at: fadtOffset)
 
         // MADT: LAPIC address and PCAT_COMPAT (8259s present), then one LAPIC per CPU, the IOAPIC
-        // (ID = cpus, GSI base 0) and LINT1 = NMI on all processors. ISA IRQs map to the same GSI,
-        // which is the in-kernel irqchip's default routing, so no overrides.
+        // (ID = cpus, GSI base 0), the SCI's override and LINT1 = NMI on all processors. Other ISA
+        // IRQs map to the same GSI, the in-kernel irqchip's default routing.
         func le(_ value: UInt32, _ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: value >> UInt32(8 * $0)) } }
         var madt = le(0xFEE0_0000, 4) + le(1, 4)
         for cpu in 0..<cpuCount { madt += [0, 8, UInt8(cpu), UInt8(cpu)] + le(1, 4) }
         madt += [1, 12, UInt8(truncatingIfNeeded: cpuCount), 0] + le(0xFEC0_0000, 4) + le(0, 4)
+        // Interrupt source override for the SCI: ISA IRQ 9 → GSI 9, level-triggered, active-high
+        // (flags 0x000D). Without it Linux programs the pin active-low, and KVM's IOAPIC, seeing the
+        // idle line at 0, delivers an endless level interrupt.
+        madt += [2, 10, 0, UInt8(sciInterrupt)] + le(UInt32(sciInterrupt), 4) + le(0x000D, 2)
         madt += [4, 6, 0xFF] + le(0, 2) + [1]
         place(table("APIC", revision: 3, body: madt), at: madtOffset)
 
