@@ -22,7 +22,7 @@ CMDLINE="console=ttyS0 panic=-1 reboot=k acpi=noirq quiet"
 # svmm, which restores) if L2 has not powered off in time. Sets rc.
 run_bounded() {
   name=$1 secs=$2; shift 2
-  sh "$@" >$W/$name.log 2>&1 </dev/null &
+  "$@" >$W/$name.log 2>&1 </dev/null &
   pid=$!
   i=0; while kill -0 $pid 2>/dev/null && [ $i -lt "$secs" ]; do sleep 1; i=$((i+1)); done
   if kill -0 $pid 2>/dev/null; then

@@ -17,7 +17,7 @@ same() { if [ "$1" = "$2" ]; then echo same; else echo differs; fi; }
 check_eq jq-runs "$(echo '{"a":1}' | jq -c .a)" 1
 
 # --- iommu-report: group verdicts as svmm groups prints them, members as /sys lists them
-sh $X/iommu-report >$W/report.txt 2>$W/report.err
+$X/iommu-report >$W/report.txt 2>$W/report.err
 check_eq report-exit $? 0
 artifact $W/report.txt iommu-report.txt
 grep '^group ' $W/report.txt | sed 's/ (.*//' >$W/report-groups.txt
@@ -58,16 +58,16 @@ drivermap >$W/map-before.txt
 # --- refusals: each exits 1 with its reason and changes no driver or override anywhere
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
-sh $X/assign-nic eth0 -- true >$W/r1.out 2>$W/r1.err
+$X/assign-nic eth0 -- true >$W/r1.out 2>$W/r1.err
 check_eq refuse-addressed-nic-exit $? 1
 grep -q 'in-use-network' $W/r1.err && pass refuse-addressed-nic-reason || fail refuse-addressed-nic-reason "$(cat $W/r1.err)"
 ip route add default via 10.0.2.2 dev eth0
-sh $X/assign-nic $NIC -- true >$W/r2.out 2>$W/r2.err
+$X/assign-nic $NIC -- true >$W/r2.out 2>$W/r2.err
 check_eq refuse-default-route-exit $? 1
 grep -q "carries the host's default route" $W/r2.err && pass refuse-default-route-reason || fail refuse-default-route-reason "$(cat $W/r2.err)"
-sh $X/assign-nic $A -- true >$W/r3.out 2>$W/r3.err
+$X/assign-nic $A -- true >$W/r3.out 2>$W/r3.err
 check_eq refuse-group-without-group-exit $? 1
-sh $X/assign-gpu -- true >$W/r4.out 2>$W/r4.err
+$X/assign-gpu -- true >$W/r4.out 2>$W/r4.err
 check_eq refuse-boot-console-exit $? 1
 grep -q 'is the boot console' $W/r4.err && pass refuse-boot-console-reason || fail refuse-boot-console-reason "$(cat $W/r4.err)"
 drivermap >$W/map-after-refusals.txt
@@ -76,18 +76,18 @@ ip route del default
 ip addr flush dev eth0
 
 # --- command form on the real kernel: the COMMAND sees vfio-pci, the host gets its drivers back
-sh $X/assign-nic --group $A -- sh -c "echo \$(basename \$(readlink /sys/bus/pci/devices/$A/driver)) \$(basename \$(readlink /sys/bus/pci/devices/$B/driver)); exit 5" >$W/c1.out 2>$W/c1.err
+$X/assign-nic --group $A -- sh -c "echo \$(basename \$(readlink /sys/bus/pci/devices/$A/driver)) \$(basename \$(readlink /sys/bus/pci/devices/$B/driver)); exit 5" >$W/c1.out 2>$W/c1.err
 check_eq nic-command-exit-is-the-vms $? 5
 check_eq nic-command-saw-vfio "$(cat $W/c1.out)" "vfio-pci vfio-pci"
 check_eq nic-restored "$(drv $A) $(drv $B)" "e1000 e1000"
-sh $X/assign-gpu --allow-boot-console -- sh -c "echo \$(basename \$(readlink /sys/bus/pci/devices/$VGA/driver)) \$(basename \$(readlink /sys/bus/pci/devices/$HDA/driver))" >$W/c2.out 2>$W/c2.err
+$X/assign-gpu --allow-boot-console -- sh -c "echo \$(basename \$(readlink /sys/bus/pci/devices/$VGA/driver)) \$(basename \$(readlink /sys/bus/pci/devices/$HDA/driver))" >$W/c2.out 2>$W/c2.err
 check_eq gpu-command-exit $? 0
 check_eq gpu-command-saw-display-and-hda-on-vfio "$(cat $W/c2.out)" "vfio-pci vfio-pci"
 check_eq gpu-restored "$(drv $VGA) $(drv $HDA)" "bochs-drm snd_hda_intel"
 artifact $W/c2.err assign-gpu.err
 
 # --- SIGTERM while the VM runs: the script stops it and restores
-sh $X/assign-nic --group $B -- sleep 60 >$W/t.out 2>$W/t.err &
+$X/assign-nic --group $B -- sleep 60 >$W/t.out 2>$W/t.err &
 pid=$!
 lab_wait 30 sh -c "[ \"\$(basename \$(readlink /sys/bus/pci/devices/$B/driver))\" = vfio-pci ] && pgrep -x sleep >/dev/null"
 check_eq term-bound-first "$(drv $A) $(drv $B)" "vfio-pci vfio-pci"
