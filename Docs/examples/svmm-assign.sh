@@ -20,19 +20,17 @@ RESTORE_CHECKED=
 
 say() { printf '%s: %s\n' "$PROG" "$*" >&2; }
 
-# refuse REASON...: exit 1 with the reason; nothing has been changed at this point.
-refuse() { say "refused: $*"; exit 1; }
+# refuse REASON...: exit 1 with the reason; nothing has been changed at this point. (The scratch
+# directory is removed here rather than by an EXIT trap set early: in the lab's busybox ash, traps
+# set in need() were followed by a corrupted function body in some runs.)
+refuse() { say "refused: $*"; [ -n "$TMP" ] && rm -rf "$TMP"; exit 1; }
 
-usage_error() { say "$*"; say "see: $PROG --help"; exit 2; }
+usage_error() { say "$*"; say "see: $PROG --help"; [ -n "$TMP" ] && rm -rf "$TMP"; exit 2; }
 
 need() {
     command -v jq >/dev/null 2>&1 || { say "needs jq (apt install jq)"; exit 2; }
     command -v "$SVMM" >/dev/null 2>&1 || { say "svmm not found (set SVMM=/path/to/svmm)"; exit 2; }
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/$PROG.XXXXXX") || exit 2
-    # Until run_vm installs cleanup: a refusal or a signal just removes the scratch directory.
-    trap 'rm -rf "$TMP"' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
 }
 
 # driver_of ADDRESS: the bound driver's name, or "none".

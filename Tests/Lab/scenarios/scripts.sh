@@ -54,6 +54,9 @@ check_eq doctor-exit "$doctor_rc" "$(if [ "$(jq -r .verdict $W/doctor.json)" = f
 artifact $W/doctor.json doctor.json
 
 drivermap >$W/map-before.txt
+# The packed scripts, as L1 sees them (diagnostics for a parse failure seen in some runs).
+sha256sum $X/* | tee $W/files-before.txt
+sh -n $X/svmm-assign.sh && pass svmm-assign-parses || fail svmm-assign-parses "sh -n failed"
 
 # --- refusals: each exits 1 with its reason and changes no driver or override anywhere
 ip link set eth0 up
@@ -61,6 +64,8 @@ ip addr add 10.0.2.15/24 dev eth0
 $X/assign-nic eth0 -- true >$W/r1.out 2>$W/r1.err
 check_eq refuse-addressed-nic-exit $? 1
 grep -q 'in-use-network' $W/r1.err && pass refuse-addressed-nic-reason || fail refuse-addressed-nic-reason "$(cat $W/r1.err)"
+sha256sum $X/* >$W/files-after.txt
+check_eq files-unchanged-in-l1 "$(same "$(cat $W/files-before.txt)" "$(cat $W/files-after.txt)")" same
 ip route add default via 10.0.2.2 dev eth0
 $X/assign-nic $NIC -- true >$W/r2.out 2>$W/r2.err
 check_eq refuse-default-route-exit $? 1
