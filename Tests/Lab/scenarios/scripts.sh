@@ -56,6 +56,8 @@ artifact $W/doctor.json doctor.json
 drivermap >$W/map-before.txt
 # The packed scripts, as L1 sees them (diagnostics for a parse failure seen in some runs).
 sha256sum $X/* | tee $W/files-before.txt
+# In some runs L1's busybox ash misparsed svmm-assign.sh (same bytes as on the host, where it parses;
+# sh -n failing, or corrupted function bodies), in others not: this check tells that case apart.
 sh -n $X/svmm-assign.sh && pass svmm-assign-parses || fail svmm-assign-parses "sh -n failed"
 
 # --- refusals: each exits 1 with its reason and changes no driver or override anywhere
