@@ -43,7 +43,7 @@ public final class Preflight {
     public func check(_ address: PCIAddress) throws(HostError) -> DeviceCheckReport {
         let f = try inventory.require(address)
         let results: [CheckResult] = [
-            iommuEnabled(f), interruptRemapping(f), groupViable(f), endpoint(f), inUseStorage(f), inUseNetwork(f),
+            iommuEnabled(f), interruptRemapping(), groupViable(f), endpoint(f), inUseStorage(f), inUseNetwork(f),
             bootConsole(f), framebufferClaim(f), acs(f), reset(f), memlock(), barWindow(f), vfioPermissions(f),
         ]
         return DeviceCheckReport(address: address, driver: f.driver, iommuGroup: f.iommuGroup, checks: results)
@@ -100,12 +100,21 @@ public final class Preflight {
 
     // MARK: - Checks
 
-    func iommuEnabled(_ f: PCIFunction) -> CheckResult {
+    /// Host-wide: did the kernel create IOMMU groups? (`svmm doctor` reports this one as is.)
+    public func iommuOnHost() -> CheckResult {
         guard inventory.iommuEnabled else {
             return CheckResult(.iommuEnabled, .fail,
                                "no IOMMU groups: the kernel runs without an IOMMU (\(root.path == "/" ? "" : root.path)/sys/kernel/iommu_groups is empty)",
                                fix: enableIOMMUFix)
         }
+        let units = (root.list("sys/class/iommu") ?? []).sorted()
+        let via = units.isEmpty ? "" : " (\(units.joined(separator: ", ")))"
+        return CheckResult(.iommuEnabled, .pass, "IOMMU on: \(inventory.groups.count) groups\(via)")
+    }
+
+    func iommuEnabled(_ f: PCIFunction) -> CheckResult {
+        let host = iommuOnHost()
+        guard host.verdict == .pass else { return host }
         guard let group = f.iommuGroup else {
             return CheckResult(.iommuEnabled, .fail, "\(f.address) has no IOMMU group although the host has \(inventory.groups.count)",
                                fix: "check that the IOMMU covers this device's PCI segment (dmesg | grep -i -e DMAR -e IOMMU) and that it is not excluded by firmware")
@@ -114,7 +123,8 @@ public final class Preflight {
         return CheckResult(.iommuEnabled, .pass, "IOMMU on: \(f.address) is in group \(group)\(unit)")
     }
 
-    func interruptRemapping(_ f: PCIFunction) -> CheckResult {
+    /// Host-wide (the same for every function); public for `svmm doctor`.
+    public func interruptRemapping() -> CheckResult {
         let unsafeAllowed = root.attribute("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts") == "Y"
         guard inventory.iommuEnabled else {
             return CheckResult(.interruptRemapping, .fail, "no IOMMU, so no interrupt remapping", fix: enableIOMMUFix)
@@ -353,7 +363,8 @@ public final class Preflight {
                            fix: "check for a vendor reset module (e.g. vendor-reset for AMD GPUs) and avoid restarting the guest without a host reboot")
     }
 
-    func memlock() -> CheckResult {
+    /// About the calling process (`limits`), not a function; public for `svmm doctor`.
+    public func memlock() -> CheckResult {
         let limitText = limits.memlockLimit.map(ByteCount.format) ?? "unlimited"
         let cap = limits.hasIPCLock ? "CAP_IPC_LOCK present" : "no CAP_IPC_LOCK"
         guard let mem = guestMemory else {
@@ -405,7 +416,8 @@ public final class Preflight {
         return CheckResult(.barWindow, .pass, "\(list); fits the guest's \(window) 32-bit window")
     }
 
-    func vfioPermissions(_ f: PCIFunction) -> CheckResult {
+    /// Host-wide half of `vfio-permissions`: the container node `/dev/vfio/vfio`; public for `svmm doctor`.
+    public func vfioContainerAccess() -> CheckResult {
         let vfioLoaded = root.exists("sys/module/vfio")
         guard root.exists("dev/vfio/vfio") else {
             if vfioLoaded || root.exists("sys/module/vfio_pci") {
@@ -418,6 +430,12 @@ public final class Preflight {
             return CheckResult(.vfioPermissions, .fail, "/dev/vfio/vfio is not readable and writable by this user",
                                fix: "run as root, or install svmm's udev rules so the vfio group owns /dev/vfio/*")
         }
+        return CheckResult(.vfioPermissions, .pass, "/dev/vfio/vfio is accessible")
+    }
+
+    func vfioPermissions(_ f: PCIFunction) -> CheckResult {
+        let container = vfioContainerAccess()
+        guard container.verdict == .pass else { return container }
         guard let group = f.iommuGroup else {
             return CheckResult(.vfioPermissions, .pass, "/dev/vfio/vfio is accessible (no group node without an IOMMU group)")
         }

@@ -346,6 +346,23 @@ def svmm_cpio(stage: Path) -> Path:
     return cached_cpio("svmm", key, lambda c: c.tree("", stage, skip={".stamp"}))
 
 
+def bins_cpio(bins: list[str]) -> Path:
+    """`# lab-bins:` host executables (e.g. /usr/bin/jq) at their host paths, with every library ldd lists."""
+    files: list[str] = []
+    for b in bins:
+        src = Path(b)
+        if not (src.is_absolute() and src.is_file() and os.access(src, os.X_OK)):
+            raise LabError(f"lab-bins entry '{b}' is not an executable on this host (give its absolute path)")
+        files += [b] + [lib for lib in libs_of(src) if lib not in files]
+    key = sha(*(f + file_sha(Path(f)) for f in files))
+
+    def build(c: Cpio) -> None:
+        for f in files:
+            c.file(f, Path(f))
+
+    return cached_cpio("bins", key, build)
+
+
 def modules_cpio(kernel: Kernel, mods: list[str]) -> Path:
     key = sha(kernel.version, *mods, "v2")
 
@@ -491,6 +508,7 @@ class Scenario:
     modules: list[str] = dataclasses.field(default_factory=list)
     needs: list[str] = dataclasses.field(default_factory=list)
     files: list[str] = dataclasses.field(default_factory=list)
+    bins: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def host_check(self) -> Path | None:
@@ -527,6 +545,8 @@ def load_scenario(arg: str) -> Scenario:
         elif key == "kind":
             if val not in ("test", "bench"):
                 raise LabError(f"{p.name}: lab-kind must be test or bench, got '{val}'")
+        elif key == "bins":
+            s.bins += val.split()
         else:
             raise LabError(f"{p.name}: unknown header 'lab-{key}'")
     unknown = set(s.needs) - {"l2"}
@@ -660,6 +680,8 @@ class Lab:
         parts = [base_cpio(), svmm_cpio(stage), modules_cpio(kernel, mods)]
         if "l2" in s.needs:
             parts.append(l2_cpio(kernel))
+        if s.bins:
+            parts.append(bins_cpio(s.bins))
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run = OUT / f"{s.name}-{stamp}-{os.getpid()}"
         artifacts = run / "artifacts"
