@@ -46,7 +46,8 @@ import Testing
         var commands: [String] = []
         var options = Set<String>()
         func walk(_ command: [String: Any], _ path: [String]) {
-            for arg in command["arguments"] as? [[String: Any]] ?? [] {
+            // Hidden options (`help: .hidden`, e.g. lab-only switches) are not in the manual by design.
+            for arg in command["arguments"] as? [[String: Any]] ?? [] where (arg["shouldDisplay"] as? Bool) != false {
                 for name in arg["names"] as? [[String: Any]] ?? [] where name["kind"] as? String == "long" {
                     if let n = name["name"] as? String { options.insert("--" + n) }
                 }
