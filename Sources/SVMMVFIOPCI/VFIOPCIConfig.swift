@@ -61,6 +61,16 @@ public final class VFIOPCIConfig {
     /// Accesses whose hardware half failed (read all-ones or dropped).
     public private(set) var hardwareErrors = 0
 
+    /// The device's interrupt pin (1–4 = INTA#–INTD#), read before its function is built so the
+    /// machine's firmware tables can declare the wire; 0 when it has none or it cannot be read.
+    public static func interruptPin(of backend: any VFIOPCIBackend) -> UInt8 {
+        guard let region = try? backend.regionInfo(VFIOPCIRegion.config.rawValue),
+            let pin = (try? backend.readRegion(region, offset: UInt64(PCIConfigSpace.interruptPin), count: 1))?.first,
+            (1...4).contains(pin)
+        else { return 0 }
+        return pin
+    }
+
     /// Reads the device's config space once, finds the BARs (from region info and the BAR flag bits),
     /// the ROM, and the MSI, MSI-X and PCIe capabilities.
     public init(backend: any VFIOPCIBackend) throws(VFIOPCIError) {

@@ -90,11 +90,17 @@ struct PassthroughVM {
             progress("\(entry.address): reset before start: \(method)")
         }
 
-        // 3. The guest.
+        // 3. The guest. Function i sits at 00:(1+i).0; its INTx wire (a level-triggered IOAPIC pin,
+        // 16–23) goes into the MP table, which is how the guest's Linux learns GSI and trigger mode.
+        let intxWires = devices.indices.map { i in
+            MPTable.PCIInterrupt.swizzled(slot: UInt8(truncatingIfNeeded: 1 + i), pin: VFIOPCIConfig.interruptPin(of: devices[i].device))
+        }
+        var guestBoot = boot
+        guestBoot.pciInterrupts = intxWires.compactMap { $0 }
         let toStderr = consoleToStderr
         let machine: Machine
         do {
-            machine = try LinuxGuest.build(boot, console: { byte in
+            machine = try LinuxGuest.build(guestBoot, console: { byte in
                 var byte = byte
                 // SAFETY: one byte from a local; a short or failed write loses console output only.
                 _ = write(toStderr ? STDERR_FILENO : STDOUT_FILENO, &byte, 1)
@@ -145,13 +151,15 @@ struct PassthroughVM {
                 do {
                     let function = try VFIOPCIFunction(
                         backend: handles[i], platform: platform, mmioWindow: mmioWindow, pioWindow: pioWindow,
-                        intxGSI: UInt32(10 + i % 2), romFile: romFile)
+                        intxGSI: intxWires[i].map { UInt32($0.gsi) }, romFile: romFile)
                     try set.pciRoot.attach(function, at: slot)
                     try function.assignBARs(&allocator)
-                    function.config.setInterruptLine(UInt8(10 + i % 2))
+                    function.config.setInterruptLine(intxWires[i]?.gsi ?? 0xFF)
                     function.start()
                     functions.append(function)
                     guestAddresses.append(slot.description)
+                    let wire = intxWires[i].map { "INT\(Character(UnicodeScalar(64 + $0.pin)))# → GSI \($0.gsi), level-triggered (MP table)" } ?? "no INTx"
+                    progress("\(entry.address): guest \(slot), \(wire)")
                 } catch let error as VFIOPCIError {
                     return .setup("\(entry.address): \(error)" + (error.fix.map { "; fix: \($0)" } ?? ""))
                 } catch {
@@ -214,7 +222,11 @@ struct PassthroughVM {
             summary.devices.append(Summary.Device(
                 address: entry.address.description, guestAddress: i < guestAddresses.count ? guestAddresses[i] : "",
                 group: entry.group, resetBefore: resets[i], resetAfter: after.description,
-                interruptModes: function.map { f in f.interrupts.modesUsed.map(\.rawValue).sorted() } ?? [],
+                interruptModes: function.map { f in
+                    f.interrupts.modesUsed.map { mode in
+                        mode == .intx ? "INTx (GSI \(intxWires[i].map { String($0.gsi) } ?? "?"), level-triggered)" : mode.rawValue
+                    }.sorted()
+                } ?? [],
                 notes: function?.notes ?? []))
         }
         for error in VFIODMA.unmap(regions, container: container) { progress("DMA unmap: \(error)") }

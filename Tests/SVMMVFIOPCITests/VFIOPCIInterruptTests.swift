@@ -25,6 +25,21 @@ import Testing
         #expect(rig.device.irqCalls[1].action == .unmask(eventFD: fds?.resample))
     }
 
+    /// The pin is read before the function exists (the MP table is written before devices attach).
+    @Test func interruptPinIsReadAheadAndValidated() {
+        let device = SimulatedVFIODevice()
+        #expect(VFIOPCIConfig.interruptPin(of: device) == 1)
+        device.config[0x3D] = 4
+        #expect(VFIOPCIConfig.interruptPin(of: device) == 4)
+        for bogus: UInt8 in [0, 5, 0xFF] {
+            device.config[0x3D] = bogus
+            #expect(VFIOPCIConfig.interruptPin(of: device) == 0)
+        }
+        device.config[0x3D] = 2
+        device.failConfigReads = true
+        #expect(VFIOPCIConfig.interruptPin(of: device) == 0)
+    }
+
     @Test func msixVectorsBecomeRoutesAndMaskingUsesThePBA() throws {
         let rig = try enabledRig()
         rig.write(0xA2, 2, 0x8000)  // MSI-X enable

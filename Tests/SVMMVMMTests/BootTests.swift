@@ -150,11 +150,63 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
         #expect(length == table.count)
         #expect(table.reduce(0, &+) == 0)
         let count = Int(table[34]) | Int(table[35]) << 8
-        #expect(count == 2 + 1 + 1 + 16 + 2)  // CPUs, ISA bus, IOAPIC, 16 ISA IRQs, LINT0/1
+        #expect(count == 2 + 2 + 1 + 16 + 2)  // CPUs, PCI and ISA buses, IOAPIC, 16 ISA IRQs, LINT0/1
         #expect(table[44] == 0 && table[44 + 3] == 0x03)  // CPU 0: enabled boot processor
         #expect(table[64] == 0 && table[64 + 1] == 1 && table[64 + 3] == 0x01)  // CPU 1: enabled AP
         // Even 255 CPUs fit the 64 KiB BIOS area the e820 map reserves for it.
         #expect(MPTable.build(cpus: 255, at: 0xF_0000).count < 0x1_0000)
+    }
+
+    /// The configuration table's entries after the header, split by type the way Linux's
+    /// smp_read_mpc walks them (processor 20 bytes, every other type 8).
+    static func entries(_ bytes: [UInt8]) -> [[UInt8]] {
+        let table = Array(bytes[16...])
+        var out: [[UInt8]] = []
+        var offset = 44
+        while offset < table.count {
+            let size = table[offset] == 0 ? 20 : 8
+            out.append(Array(table[offset..<min(offset + size, table.count)]))
+            offset += size
+        }
+        return out
+    }
+
+    @Test func pciInterruptWiresAreLevelTriggeredOnPCIBusZero() {
+        let wires = [MPTable.PCIInterrupt(slot: 1, pin: 1, gsi: 17), MPTable.PCIInterrupt(slot: 2, pin: 2, gsi: 19)]
+        let bytes = MPTable.build(cpus: 1, at: 0xF_0000, pciInterrupts: wires)
+        let table = Array(bytes[16...])
+        #expect(table.reduce(0, &+) == 0)
+        #expect(Int(table[34]) | Int(table[35]) << 8 == 1 + 2 + 1 + 16 + 2 + 2)
+        let all = Self.entries(bytes)
+        #expect(all.count == 1 + 2 + 1 + 16 + 2 + 2)
+        // Buses: Linux's IO_APIC_get_PCI_irq_vector needs the PCI bus's MP ID to equal its number (0).
+        let buses = all.filter { $0[0] == 1 }.map { ($0[1], String(decoding: $0[2..<8], as: UTF8.self)) }
+        #expect(buses.map(\.0) == [0, 1] && buses.map(\.1) == ["PCI   ", "ISA   "])
+        let ioapicID = all.first { $0[0] == 2 }?[1]
+        #expect(ioapicID == 1)
+        // ISA IRQs stay conforming (edge) on the ISA bus, identity-mapped.
+        let isa = all.filter { $0[0] == 3 && $0[4] == 1 }
+        #expect(isa.count == 16 && isa.allSatisfy { $0[2] == 0 && $0[3] == 0 && $0[5] == $0[7] })
+        // PCI wires: INT, flags 0x000D (active-high, level), bus 0, IRQ = device << 2 | (pin − 1), IOAPIC pin = GSI.
+        let pci = all.filter { $0[0] == 3 && $0[4] == 0 }
+        #expect(pci == [[3, 0, 0x0D, 0, 0, 1 << 2 | 0, 1, 17], [3, 0, 0x0D, 0, 0, 2 << 2 | 1, 1, 19]])
+        // No wire, no PCI entry; wires that name no real pin are dropped.
+        let bogus = [MPTable.PCIInterrupt(slot: 3, pin: 0, gsi: 17), MPTable.PCIInterrupt(slot: 32, pin: 1, gsi: 17),
+                     MPTable.PCIInterrupt(slot: 3, pin: 5, gsi: 17), MPTable.PCIInterrupt(slot: 3, pin: 1, gsi: 24)]
+        #expect(Self.entries(MPTable.build(cpus: 1, at: 0xF_0000, pciInterrupts: bogus)).filter { $0[0] == 3 && $0[4] == 0 }.isEmpty)
+    }
+
+    @Test func swizzleUsesPins16To23() {
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 1, pin: 1) == MPTable.PCIInterrupt(slot: 1, pin: 1, gsi: 17))
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 2, pin: 1)?.gsi == 18)
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 7, pin: 2)?.gsi == 16)
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 31, pin: 4)?.gsi == 18)
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 1, pin: 0) == nil)
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 1, pin: 5) == nil)
+        #expect(MPTable.PCIInterrupt.swizzled(slot: 32, pin: 1) == nil)
+        for slot: UInt8 in 0..<32 {
+            for pin: UInt8 in 1...4 { #expect((16..<24).contains(MPTable.PCIInterrupt.swizzled(slot: slot, pin: pin)?.gsi ?? 0)) }
+        }
     }
 }
 

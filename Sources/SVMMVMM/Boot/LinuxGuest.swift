@@ -9,13 +9,18 @@ public struct LinuxBootConfiguration: Sendable {
     public var commandLine: String
     public var memorySize: UInt64
     public var cpus: Int
+    /// PCI INTx wires the MP table declares (level-triggered; passthrough functions' INTx).
+    public var pciInterrupts: [MPTable.PCIInterrupt]
 
-    public init(kernel: [UInt8], initrd: [UInt8]?, commandLine: String, memorySize: UInt64, cpus: Int) {
+    public init(
+        kernel: [UInt8], initrd: [UInt8]?, commandLine: String, memorySize: UInt64, cpus: Int, pciInterrupts: [MPTable.PCIInterrupt] = []
+    ) {
         self.kernel = kernel
         self.initrd = initrd
         self.commandLine = commandLine
         self.memorySize = memorySize
         self.cpus = cpus
+        self.pciInterrupts = pciInterrupts
     }
 }
 
@@ -25,7 +30,7 @@ public struct LinuxBootConfiguration: Sendable {
 ///  3. create the VM: KVM checks, TSS, in-kernel irqchip + PIT, RAM slots, vCPUs with CPUID and a
 ///     virtual-wire LAPIC (Machine);
 ///  4. attach devices: 16550 on 0x3F8/IRQ 4, PCI host bridge via conf1 and ECAM, reset via 0x64 and 0xCF9 (inside conf1's range), ACPI PM1a at 0x600;
-///  5. write the kernel, initrd, command line, zero page, MP table, ACPI tables (for poweroff),
+///  5. write the kernel, initrd, command line, zero page, MP table (with the PCI INTx wires), ACPI tables (for poweroff),
 ///     GDT and identity page tables;
 ///  6. put the boot CPU in 64-bit mode at startup_64 with RSI = zero page; the other vCPUs wait in
 ///     KVM for INIT/SIPI from the boot CPU's LAPIC.
@@ -75,7 +80,7 @@ public enum LinuxGuest {
                 acpiRSDP: LinuxBootPlan.acpiAddress)
             try memory.write(ACPITables.build(at: LinuxBootPlan.acpiAddress, cpus: configuration.cpus), at: GuestAddress(LinuxBootPlan.acpiAddress))
             try memory.write(zeroPage.bytes, at: GuestAddress(LinuxBootPlan.zeroPageAddress))
-            try memory.write(MPTable.build(cpus: configuration.cpus, at: LinuxBootPlan.mpTableAddress), at: GuestAddress(LinuxBootPlan.mpTableAddress))
+            try memory.write(MPTable.build(cpus: configuration.cpus, at: LinuxBootPlan.mpTableAddress, pciInterrupts: configuration.pciInterrupts), at: GuestAddress(LinuxBootPlan.mpTableAddress))
             try CPUSetup.writeLongModeTables(memory)
         } catch let error as GuestMemoryError {
             throw .memory(error)
