@@ -460,14 +460,16 @@ def make_nvme_image(path: Path, work: Path, size_mib: int = 32) -> None:
 def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
     """QEMU arguments for the standard machine (the desktop-gpu fixture's topology), its no-iommu
     variant, or hub-nic: standard, but the e1000e sits on QEMU hub 0 together with a second L1 NIC
-    (e1000 at 0000:00:06.0), so traffic between them stays inside QEMU (passthrough scenarios)."""
-    if machine not in ("standard", "no-iommu", "hub-nic"):
-        raise LabError(f"unknown lab-machine '{machine}' (standard|no-iommu|hub-nic)")
-    hub = machine == "hub-nic"
+    (e1000 at 0000:00:06.0), so traffic between them stays inside QEMU (passthrough scenarios);
+    hub-e1000 is the same with the bridged e1000 at 0000:05:01.0 on the hub instead of the e1000e."""
+    if machine not in ("standard", "no-iommu", "hub-nic", "hub-e1000"):
+        raise LabError(f"unknown lab-machine '{machine}' (standard|no-iommu|hub-nic|hub-e1000)")
+    hub = machine in ("hub-nic", "hub-e1000")
+    iommu = machine != "no-iommu"
     a = ["-accel", "tcg", "-machine", "q35", "-m", str(mem), "-smp", "1",
          "-display", "none", "-vga", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
          "-serial", "stdio", "-serial", f"file:{run / 'proto.log'}"]
-    if machine in ("standard", "hub-nic"):
+    if iommu:
         a += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
     a += [
         "-device", "pcie-root-port,id=rp1,bus=pcie.0,addr=01.0,slot=1",
@@ -475,14 +477,15 @@ def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
         "-device", "ich9-intel-hda,id=hda,bus=rp1,addr=00.1",
         "-audiodev", "none,id=snd0", "-device", "hda-output,bus=hda.0,audiodev=snd0",
         "-device", "pcie-root-port,id=rp2,bus=pcie.0,addr=02.0,slot=2",
-        "-netdev", "hubport,id=n0,hubid=0" if hub else "user,id=n0,restrict=on",
+        "-netdev", "hubport,id=n0,hubid=0" if machine == "hub-nic" else "user,id=n0,restrict=on",
         "-device", "e1000e,netdev=n0,bus=rp2,mac=52:54:00:12:34:56,romfile=",
         "-device", "pcie-root-port,id=rp3,bus=pcie.0,addr=03.0,slot=3",
         "-drive", f"file={run / 'nvme.img'},if=none,id=nv0,format=raw",
         "-device", "nvme,serial=deadbeef,drive=nv0,bus=rp3",
         "-device", "pcie-root-port,id=rp4,bus=pcie.0,addr=04.0,slot=4",
         "-device", "pcie-pci-bridge,id=pbr,bus=rp4",
-        "-device", "e1000,bus=pbr,addr=01.0,mac=52:54:00:12:34:57,romfile=",
+        *(["-netdev", "hubport,id=n2,hubid=0"] if machine == "hub-e1000" else []),
+        "-device", "e1000,bus=pbr,addr=01.0,mac=52:54:00:12:34:57,romfile=" + (",netdev=n2" if machine == "hub-e1000" else ""),
         "-device", "e1000,bus=pbr,addr=02.0,mac=52:54:00:12:34:58,romfile=",
         "-device", "qemu-xhci,id=xhci,bus=pcie.0,addr=14.0",
         "-device", "usb-kbd,bus=xhci.0", "-device", "usb-tablet,bus=xhci.0",
@@ -492,7 +495,7 @@ def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
     if hub:
         a += ["-netdev", "hubport,id=n1,hubid=0",
               "-device", "e1000,netdev=n1,bus=pcie.0,addr=06.0,mac=52:54:00:12:34:59,romfile="]
-    append = "console=ttyS0 panic=-1" + (" intel_iommu=on" if machine in ("standard", "hub-nic") else "")
+    append = "console=ttyS0 panic=-1" + (" intel_iommu=on" if iommu else "")
     return a, append
 
 
