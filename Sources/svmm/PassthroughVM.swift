@@ -197,6 +197,9 @@ struct PassthroughVM {
         do {
             try VFIODMA.check(
                 regions: regions, iommu: iommu, reservations: reservations, memlockLimit: Self.memlockLimit(), hasIPCLock: Self.hasIPCLock())
+            // Pinning a large guest takes a while: a ticker reports how much is pinned (from VmLck).
+            let pinning = DMAPinProgress(total: regions.reduce(0) { $0 + $1.size }, report: { RunCommand.note("svmm: \($0)") })
+            defer { pinning.stop() }
             summary.dmaMappings = try VFIODMA.map(regions, container: container, progress: progress)
             summary.dmaBytes = regions.reduce(0) { $0 + $1.size }
         } catch {
