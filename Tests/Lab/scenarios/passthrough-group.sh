@@ -68,10 +68,10 @@ check_eq l2-sees-two-e1000-bound "$(grep -c '^L2-PCI 0000:00:0[0-9a-f].0 8086:10
 check_eq l2-link-up "$(grep -c '^L2-CARRIER 1 operstate up' /tmp/pt-l2.log)" 1
 # INTx, level-triggered: /proc/interrupts shows the IOAPIC pin svmm announced, as "fasteoi" (Linux's
 # level flow; an edge pin reads "-edge"), and the device's irq is that pin.
-hub=$(grep '^L2-HUBNIC' /tmp/pt-l2.log | head -n 1)
-l2irq=${hub##* irq }
+hub=$(grep '^L2-HUBNIC' /tmp/pt-l2.log | head -n 1 | tr -d '\r')
+l2irq=$(echo "${hub##* irq }" | tr -dc '0-9')
 echo "passthrough-group: $hub"
-lines=$(grep '^L2-INTLINE' /tmp/pt-l2.log | head -n 1)
+lines=$(grep '^L2-INTLINE' /tmp/pt-l2.log | head -n 1 | tr -d '\r')
 case "$lines" in *IO-APIC*"$l2irq"-fasteoi*) pass l2-intx-level-ioapic ;; *) fail l2-intx-level-ioapic "irq $l2irq, /proc/interrupts: $lines" ;; esac
 if grep -q -E "GSI $l2irq, level-triggered \(MP table\)" /tmp/pt-l2.log; then pass l2-irq-is-svmm-gsi; else fail l2-irq-is-svmm-gsi "L2 irq '$l2irq' not among svmm's: $(grep 'MP table' /tmp/pt-l2.log | tr '\n' '|')"; fi
 before=$(sed -n 's/^L2-IRQS-BEFORE \([0-9]*\).*/\1/p' /tmp/pt-l2.log)
