@@ -72,7 +72,7 @@ hub=$(grep '^L2-HUBNIC' /tmp/pt-l2.log | head -n 1 | tr -d '\r')
 l2irq=$(echo "${hub##* irq }" | tr -dc '0-9')
 echo "passthrough-group: $hub"
 lines=$(grep '^L2-INTLINE' /tmp/pt-l2.log | head -n 1 | tr -d '\r')
-case "$lines" in *IO-APIC*"$l2irq"-fasteoi*) pass l2-intx-level-ioapic ;; *) fail l2-intx-level-ioapic "irq $l2irq, /proc/interrupts: $lines" ;; esac
+case "$l2irq:$lines" in [0-9]*:*IO-APIC*"$l2irq"-fasteoi*) pass l2-intx-level-ioapic ;; *) fail l2-intx-level-ioapic "irq $l2irq, /proc/interrupts: $lines" ;; esac
 if grep -q -E "GSI $l2irq, level-triggered \(MP table\)" /tmp/pt-l2.log; then pass l2-irq-is-svmm-gsi; else fail l2-irq-is-svmm-gsi "L2 irq '$l2irq' not among svmm's: $(grep 'MP table' /tmp/pt-l2.log | tr '\n' '|')"; fi
 before=$(sed -n 's/^L2-IRQS-BEFORE \([0-9]*\).*/\1/p' /tmp/pt-l2.log)
 after=$(sed -n 's/^L2-IRQS-AFTER \([0-9]*\).*/\1/p' /tmp/pt-l2.log)
