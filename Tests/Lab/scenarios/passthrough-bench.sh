@@ -6,6 +6,8 @@
 # lab-timeout: 900
 # lab-files: Tests/Lab/scenarios/passthrough-bench.l2-init
 # lab-bins: /usr/bin/strace
+# Three columns, interleaved per round: `svmm passthrough` (from e1000e: preflight, journaled bind,
+# VFIO, reset, DMA map, boot), `svmm run --device` and QEMU (both with the e1000e already on vfio-pci).
 # Same stock kernel, same initramfs (busybox + an init that prints the marker and powers off), same
 # 256 MiB, one vCPU, nested KVM in this L1. Each start is timed in L1 from just before the command to
 # the moment L1 reads L2's marker line from the VMM's console (a reader on the pipe stamps
@@ -40,35 +42,47 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { if (NR) pr
 SVMM_CMD="svmm passthrough $DEV --kernel $L2_KERNEL --initrd /tmp/l2-bench.cpio --mem 256M --cpus 1"
 SVMM_APPEND="console=ttyS0 panic=-1 reboot=k acpi=noirq quiet"
 
-svmm_times=""
+QEMU_CMD="qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -display none -vga none -monitor none -serial stdio -no-reboot -nic none -kernel $L2_KERNEL -initrd /tmp/l2-bench.cpio -device vfio-pci,host=$DEV"
+RUNDEV_CMD="svmm run --device $DEV --kernel $L2_KERNEL --initrd /tmp/l2-bench.cpio --mem 256M --cpus 1"
+to_vfio() {
+  echo vfio-pci >/sys/bus/pci/devices/$DEV/driver_override
+  echo $DEV >/sys/bus/pci/devices/$DEV/driver/unbind
+  echo $DEV >/sys/bus/pci/drivers_probe
+}
+to_e1000e() {
+  echo $DEV >/sys/bus/pci/devices/$DEV/driver/unbind
+  echo >/sys/bus/pci/devices/$DEV/driver_override
+  echo $DEV >/sys/bus/pci/drivers_probe
+}
+# timed NAME RUN CMD...: one start, its seconds appended to $NAME_times (empty when L2 never ran).
+timed() {
+  _n=$1; _i=$2; shift 2
+  rm -f /tmp/t-$_n-$_i
+  _t0=$(now)
+  timeout -s TERM 200 "$@" </dev/null 2>&1 | stamp /tmp/t-$_n-$_i >/tmp/$_n-$_i.log
+  _t=$(elapsed "$_t0" /tmp/t-$_n-$_i)
+  _k=$(grep -o 'SVMM-L2-INIT-OK uptime [0-9.]*' /tmp/$_n-$_i.log | head -n 1 | cut -d' ' -f3)
+  echo "passthrough-bench: $_n run $_i: ${_t:-none} s to L2's init (L2's own uptime then: ${_k:-?} s) $(grep -o '[0-9]* DMA map calls, [0-9]* MiB pinned' /tmp/$_n-$_i.log | head -n 1)"
+  eval "${_n}_times=\"\$${_n}_times $_t\""
+  eval "${_n}_kernel=\"\$${_n}_kernel $_k\""
+}
+# Interleaved rounds (svmm passthrough, then with the e1000e on vfio-pci: svmm run --device and
+# QEMU), so a change in the host's load hits all three alike. Binding for the last two is untimed.
+svmm_times=""; rundev_times=""; qemu_times=""
 for i in $(seq 1 $RUNS); do
-  rm -f /tmp/t-svmm-$i
-  t0=$(now)
-  timeout -s TERM 200 $SVMM_CMD --cmdline "$SVMM_APPEND" </dev/null 2>&1 | stamp /tmp/t-svmm-$i >/tmp/svmm-$i.log
-  t=$(elapsed "$t0" /tmp/t-svmm-$i)
-  echo "passthrough-bench: svmm run $i: ${t:-none} s to L2's init; $(grep 'DMA map calls' /tmp/svmm-$i.log | sed 's/.*(\([^)]*\)).*/\1/')"
-  svmm_times="$svmm_times $t"
+  timed svmm $i $SVMM_CMD --cmdline "$SVMM_APPEND"
   [ "$(drv $DEV)" = e1000e ] || fail svmm-run-$i-restored "e1000e on '$(drv $DEV)' after run $i"
+  to_vfio
+  [ "$(drv $DEV)" = vfio-pci ] || fail vfio-bind-$i "e1000e on '$(drv $DEV)'"
+  timed rundev $i $RUNDEV_CMD --cmdline "$SVMM_APPEND"
+  timed qemu $i $QEMU_CMD -append "console=ttyS0 panic=-1 quiet"
+  to_e1000e
 done
+check_eq e1000e-back-after-rounds "$(drv $DEV)" e1000e
 svmm_maps=$(grep -o '[0-9]* DMA map calls' /tmp/svmm-1.log | head -n 1 | cut -d' ' -f1)
 artifact /tmp/svmm-1.log passthrough-bench-svmm-console.log
-
-# QEMU: the e1000e on vfio-pci first (untimed), then the same starts.
-echo vfio-pci >/sys/bus/pci/devices/$DEV/driver_override
-echo $DEV >/sys/bus/pci/devices/$DEV/driver/unbind
-echo $DEV >/sys/bus/pci/drivers_probe
-check_eq e1000e-on-vfio-for-qemu "$(drv $DEV)" vfio-pci
-QEMU_CMD="qemu-system-x86_64 -enable-kvm -cpu host -m 256 -smp 1 -display none -vga none -monitor none -serial stdio -no-reboot -nic none -kernel $L2_KERNEL -initrd /tmp/l2-bench.cpio -device vfio-pci,host=$DEV"
-qemu_times=""
-for i in $(seq 1 $RUNS); do
-  rm -f /tmp/t-qemu-$i
-  t0=$(now)
-  timeout -s KILL 200 $QEMU_CMD -append "console=ttyS0 panic=-1 quiet" </dev/null 2>&1 | stamp /tmp/t-qemu-$i >/tmp/qemu-$i.log
-  t=$(elapsed "$t0" /tmp/t-qemu-$i)
-  echo "passthrough-bench: qemu run $i: ${t:-none} s to L2's init"
-  qemu_times="$qemu_times $t"
-done
 artifact /tmp/qemu-1.log passthrough-bench-qemu-console.log
+to_vfio
 
 # DMA map calls, counted by strace for both (untimed runs).
 mapcount() { grep -c -E 'VFIO_IOMMU_MAP_DMA|_IOC\(_IOC_NONE, 0x3b, 0x71|_IO\(0x3b, 0x71\)' "$1"; }
@@ -76,9 +90,7 @@ timeout -s KILL 240 strace -f -e trace=ioctl -o /tmp/strace-qemu.txt $QEMU_CMD -
 qemu_maps=$(mapcount /tmp/strace-qemu.txt)
 grep -E 'VFIO_IOMMU_MAP_DMA|0x3b, 0x71' /tmp/strace-qemu.txt | head -n 40 >/tmp/qemu-maps.txt
 artifact /tmp/qemu-maps.txt passthrough-bench-qemu-map-calls.txt
-echo $DEV >/sys/bus/pci/devices/$DEV/driver/unbind
-echo >/sys/bus/pci/devices/$DEV/driver_override
-echo $DEV >/sys/bus/pci/drivers_probe
+to_e1000e
 check_eq e1000e-back-after-qemu "$(drv $DEV)" e1000e
 timeout -s TERM 240 strace -f -e trace=ioctl -o /tmp/strace-svmm.txt $SVMM_CMD --cmdline "$SVMM_APPEND" </dev/null >/tmp/svmm-strace.log 2>&1
 svmm_maps_strace=$(mapcount /tmp/strace-svmm.txt)
@@ -86,11 +98,16 @@ check_eq e1000e-back-after-svmm "$(drv $DEV)" e1000e
 
 svmm_med=$(echo "$svmm_times" | median)
 qemu_med=$(echo "$qemu_times" | median)
+rundev_med=$(echo "$rundev_times" | median)
 if [ -n "$svmm_med" ] && [ "$(echo $svmm_times | wc -w)" -eq "$RUNS" ]; then pass svmm-starts-timed; else fail svmm-starts-timed "times: '$svmm_times'"; fi
 if [ -n "$qemu_med" ] && [ "$(echo $qemu_times | wc -w)" -eq "$RUNS" ]; then pass qemu-starts-timed; else fail qemu-starts-timed "times: '$qemu_times'"; fi
 check_eq svmm-map-count-matches-strace "$svmm_maps" "$svmm_maps_strace"
 if [ "${qemu_maps:-0}" -gt 0 ]; then pass qemu-map-calls-counted; else fail qemu-map-calls-counted "no MAP_DMA in QEMU's strace"; fi
-printf 'runs=%s\nsvmm_seconds=%s\nqemu_seconds=%s\nsvmm_median=%s\nqemu_median=%s\nsvmm_dma_maps=%s\nsvmm_dma_maps_strace=%s\nqemu_dma_maps_strace=%s\n' \
-  "$RUNS" "$(echo $svmm_times)" "$(echo $qemu_times)" "$svmm_med" "$qemu_med" "$svmm_maps" "$svmm_maps_strace" "$qemu_maps" >/tmp/passthrough-bench.txt
+if [ -n "$rundev_med" ] && [ "$(echo $rundev_times | wc -w)" -eq "$RUNS" ]; then pass rundev-starts-timed; else fail rundev-starts-timed "times: '$rundev_times'"; fi
+printf 'runs=%s\nsvmm_seconds=%s\nrundev_seconds=%s\nqemu_seconds=%s\nsvmm_median=%s\nrundev_median=%s\nqemu_median=%s\n' \
+  "$RUNS" "$(echo $svmm_times)" "$(echo $rundev_times)" "$(echo $qemu_times)" "$svmm_med" "$rundev_med" "$qemu_med" >/tmp/passthrough-bench.txt
+printf 'svmm_l2_uptime_at_init=%s\nrundev_l2_uptime_at_init=%s\nqemu_l2_uptime_at_init=%s\n' \
+  "$(echo $svmm_kernel)" "$(echo $rundev_kernel)" "$(echo $qemu_kernel)" >>/tmp/passthrough-bench.txt
+printf 'svmm_dma_maps=%s\nsvmm_dma_maps_strace=%s\nqemu_dma_maps_strace=%s\n' "$svmm_maps" "$svmm_maps_strace" "$qemu_maps" >>/tmp/passthrough-bench.txt
 cat /tmp/passthrough-bench.txt
 artifact /tmp/passthrough-bench.txt
