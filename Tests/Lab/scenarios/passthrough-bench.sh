@@ -85,16 +85,35 @@ artifact /tmp/qemu-1.log passthrough-bench-qemu-console.log
 to_vfio
 
 # DMA map calls, counted by strace for both (untimed runs).
-mapcount() { grep -c -E 'VFIO_IOMMU_MAP_DMA|_IOC\(_IOC_NONE, 0x3b, 0x71|_IO\(0x3b, 0x71\)' "$1"; }
-timeout -s KILL 240 strace -f -e trace=ioctl -o /tmp/strace-qemu.txt $QEMU_CMD -append "console=ttyS0 panic=-1 quiet" </dev/null >/tmp/qemu-strace.log 2>&1
+# VFIO_IOMMU_MAP_DMA and VFIO_DEVICE_PCI_HOT_RESET share the number _IO(';', 113) (strace prints
+# "VFIO_DEVICE_PCI_HOT_RESET or VFIO_IOMMU_MAP_DMA"); -y names each fd's file, and a MAP_DMA is the
+# one on the container, /dev/vfio/vfio.
+mapcount() { grep -E '</dev/vfio/vfio>, [^,]*(VFIO_IOMMU_MAP_DMA|0x3b, 0x71)' "$1" | grep -c ' = 0$'; }
+timeout -s KILL 240 strace -f -y -e trace=ioctl -o /tmp/strace-qemu.txt $QEMU_CMD -append "console=ttyS0 panic=-1 quiet" </dev/null >/tmp/qemu-strace.log 2>&1
 qemu_maps=$(mapcount /tmp/strace-qemu.txt)
-grep -E 'VFIO_IOMMU_MAP_DMA|0x3b, 0x71' /tmp/strace-qemu.txt | head -n 40 >/tmp/qemu-maps.txt
-artifact /tmp/qemu-maps.txt passthrough-bench-qemu-map-calls.txt
+grep -E '</dev/vfio/vfio>, ' /tmp/strace-qemu.txt | head -n 200 >/tmp/qemu-maps.txt
+artifact /tmp/qemu-maps.txt passthrough-bench-qemu-container-ioctls.txt
 to_e1000e
 check_eq e1000e-back-after-qemu "$(drv $DEV)" e1000e
-timeout -s TERM 240 strace -f -e trace=ioctl -o /tmp/strace-svmm.txt $SVMM_CMD --cmdline "$SVMM_APPEND" </dev/null >/tmp/svmm-strace.log 2>&1
+# svmm maps guest RAM before its vCPU starts, and a traced KVM_RUN loop is slow, so once svmm has
+# attached the device and L2's kernel has printed something, svmm gets SIGTERM (its own stop path:
+# reset, unmap, restore) and strace follows it to the end.
+strace -f -y -e trace=ioctl -o /tmp/strace-svmm.txt $SVMM_CMD --cmdline "console=ttyS0 panic=-1 reboot=k acpi=noirq" </dev/null >/tmp/svmm-strace.log 2>&1 &
+tracer=$!
+n=0
+while [ $n -lt 180 ] && ! grep -q '^\[ ' /tmp/svmm-strace.log; do sleep 1; n=$((n + 1)); done
+svmm_pid=$(pidof svmm)
+[ -n "$svmm_pid" ] && kill -TERM $svmm_pid
+n=0
+while [ $n -lt 180 ] && kill -0 $tracer 2>/dev/null; do sleep 1; n=$((n + 1)); done
+kill -0 $tracer 2>/dev/null && kill -KILL $tracer
+wait $tracer
 svmm_maps_strace=$(mapcount /tmp/strace-svmm.txt)
-check_eq e1000e-back-after-svmm "$(drv $DEV)" e1000e
+grep -E '</dev/vfio/vfio>, ' /tmp/strace-svmm.txt | head -n 200 >/tmp/svmm-maps.txt
+artifact /tmp/svmm-maps.txt passthrough-bench-svmm-container-ioctls.txt
+check_eq sigterm-path-ran "$(grep -c 'guest ended: stopped by signal' /tmp/svmm-strace.log)" 1
+check_eq e1000e-back-after-svmm-sigterm "$(drv $DEV)" e1000e
+artifact /tmp/svmm-strace.log passthrough-bench-svmm-sigterm.log
 
 svmm_med=$(echo "$svmm_times" | median)
 qemu_med=$(echo "$qemu_times" | median)
