@@ -88,7 +88,9 @@ to_vfio
 # VFIO_IOMMU_MAP_DMA and VFIO_DEVICE_PCI_HOT_RESET share the number _IO(';', 113) (strace prints
 # "VFIO_DEVICE_PCI_HOT_RESET or VFIO_IOMMU_MAP_DMA"); -y names each fd's file, and a MAP_DMA is the
 # one on the container, /dev/vfio/vfio.
-mapcount() { grep -E '</dev/vfio/vfio>, [^,]*(VFIO_IOMMU_MAP_DMA|0x3b, 0x71)' "$1" | grep -c ' = 0$'; }
+mapcount() {
+  awk 'index($0, "</dev/vfio/vfio>, ") && (index($0, "VFIO_IOMMU_MAP_DMA") || index($0, "0x3b, 0x71")) && $(NF - 1) == "=" && $NF == "0" { n++ } END { print n + 0 }' "$1"
+}
 timeout -s KILL 240 strace -f -y -e trace=ioctl -o /tmp/strace-qemu.txt $QEMU_CMD -append "console=ttyS0 panic=-1 quiet" </dev/null >/tmp/qemu-strace.log 2>&1
 qemu_maps=$(mapcount /tmp/strace-qemu.txt)
 grep -E '</dev/vfio/vfio>, ' /tmp/strace-qemu.txt | head -n 200 >/tmp/qemu-maps.txt
