@@ -44,9 +44,11 @@ public enum VFIOBackend: String, Sendable, Hashable, Codable {
     }
 
     /// Chooses the backend. `cdevProblem` says why some device to pass through has no usable VFIO
-    /// device cdev (nil when every one has), which rules iommufd out for that VM.
+    /// device cdev (nil when every one has), which rules iommufd out for that VM. Only a forced
+    /// iommufd can be refused here: the container is every kernel's path, and when it is missing
+    /// too, opening it fails with the precise fix (`modprobe vfio-pci`).
     public static func select(
-        _ request: Request, iommufd: Availability, container: Availability, cdevProblem: String? = nil
+        _ request: Request, iommufd: Availability, cdevProblem: String? = nil
     ) -> Result<Selection, SelectionError> {
         let iommufdProblem = iommufd.available ? cdevProblem : iommufd.reason ?? "unavailable"
         switch request {
@@ -58,24 +60,13 @@ public enum VFIOBackend: String, Sendable, Hashable, Codable {
             }
             return .success(Selection(backend: .iommufd, reason: "asked for with --vfio-backend iommufd"))
         case .container:
-            guard container.available else {
-                return .failure(SelectionError(
-                    description: "--vfio-backend container: the VFIO container cannot be used here: \(container.reason ?? "unavailable")",
-                    fix: "load VFIO with `modprobe vfio-pci`, or use --vfio-backend auto"))
-            }
             return .success(Selection(backend: .type1Container, reason: "asked for with --vfio-backend container"))
         case .auto:
-            if iommufdProblem == nil {
-                return .success(Selection(
-                    backend: .iommufd, reason: "auto: the kernel has iommufd and every device has a VFIO cdev"))
-            }
-            guard container.available else {
-                return .failure(SelectionError(
-                    description: "no VFIO backend is usable: iommufd: \(iommufdProblem ?? "unavailable"); container: \(container.reason ?? "unavailable")",
-                    fix: "load VFIO with `modprobe vfio-pci` and bind the devices to vfio-pci"))
+            if let iommufdProblem {
+                return .success(Selection(backend: .type1Container, reason: "auto: iommufd is not usable (\(iommufdProblem))"))
             }
             return .success(Selection(
-                backend: .type1Container, reason: "auto: iommufd is not usable (\(iommufdProblem ?? "unavailable"))"))
+                backend: .iommufd, reason: "auto: the kernel has iommufd and every device has a VFIO cdev"))
         }
     }
 

@@ -61,6 +61,7 @@ struct PassthroughVM {
         case .success(let chosen): selection = chosen
         case .failure(let error): throw .setup("\(error.description); fix: \(error.fix)")
         }
+        progress("VFIO backend: \(selection.backend.displayName) (\(selection.reason))")
         var groups: [UInt32: VFIOGroup] = [:]
         var devices: [(address: PCIAddress, device: VFIODevice, group: UInt32)] = []
         let iommu: VFIOIOMMUInfo
@@ -104,7 +105,7 @@ struct PassthroughVM {
             throw .vfio(error)
         }
         let groupIDs = Set(devices.map(\.group)).sorted()
-        progress("VFIO: \(devices.count) device(s) in group(s) \(groupIDs.map(String.init).joined(separator: ", ")), \(selection.backend.displayName) (\(selection.reason))")
+        progress("VFIO: \(devices.count) device(s) in group(s) \(groupIDs.map(String.init).joined(separator: ", ")) on the \(selection.backend.displayName)")
         let owned = Array(groups.values)
 
         // 2. Reset before start.
@@ -286,8 +287,7 @@ struct PassthroughVM {
                 }
             }
         }
-        return VFIOBackend.select(
-            request, iommufd: iommufd, container: VFIOBackend.probeType1Container(devRoot: devRoot), cdevProblem: cdevProblem)
+        return VFIOBackend.select(request, iommufd: iommufd, cdevProblem: cdevProblem)
     }
 
     static func readText(_ path: String) -> String {
