@@ -52,9 +52,13 @@ final class FakeIOMMUFDKernel: Sendable {
 
     let config: Config
     let state = Mutex(State())
+    /// With a VFIO fake inside, cdevs are its devices: everything but bind/attach/detach (info,
+    /// regions, config reads, BAR mmap) is answered by it.
+    let inner: FakeVFIOKernel?
 
-    init(_ config: Config = Config()) {
+    init(_ config: Config = Config(), inner: FakeVFIOKernel? = nil) {
         self.config = config
+        self.inner = inner
     }
 
     var handler: MockSyscallHandler {
@@ -81,10 +85,18 @@ final class FakeIOMMUFDKernel: Sendable {
             if path == config.devRoot + "/iommu" { return newFD(.iommufd) }
             let prefix = config.devRoot + "/vfio/devices/"
             if path.hasPrefix(prefix), config.cdevs.contains(String(path.dropFirst(prefix.count))) {
-                return newFD(.cdev(String(path.dropFirst(prefix.count))))
+                let name = String(path.dropFirst(prefix.count))
+                if let inner {
+                    let fd = inner.openDeviceFD("0000:02:00.0")
+                    state.withLock { $0.objects[Int32(fd)] = .cdev(name) }
+                    return fd
+                }
+                return newFD(.cdev(name))
             }
+            if let inner { return try inner.handle(call) }
             throw .noSuchFileOrDirectory
         case .close(let fd):
+            if let inner, state.withLock({ $0.objects[fd] }) != .iommufd { _ = try inner.handle(call) }
             _ = try object(fd)
             state.withLock { state in
                 state.objects[fd] = nil
@@ -94,8 +106,11 @@ final class FakeIOMMUFDKernel: Sendable {
             return 0
         case .ioctl(let fd, let request, let argument):
             guard let argument else { throw .badAddress }
+            let own = [svmm_VFIO_DEVICE_BIND_IOMMUFD(), svmm_VFIO_DEVICE_ATTACH_IOMMUFD_PT(), svmm_VFIO_DEVICE_DETACH_IOMMUFD_PT()]
+            if let inner, case .cdev = try object(fd), !own.contains(request) { return try inner.handle(call) }
             return try ioctl(object(fd), fd: fd, request: request, argument: argument)
         default:
+            if let inner { return try inner.handle(call) }
             throw .notSupported
         }
     }

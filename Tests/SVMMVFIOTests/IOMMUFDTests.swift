@@ -320,3 +320,73 @@ private func ioctls(_ trace: [SyscallRecord]) -> [UInt] {
         #expect(noCDev.description.contains("no cdev"))
     }
 }
+
+@Suite struct VFIOProbeIOMMUFDTests {
+    /// A /dev with /dev/iommu and /dev/vfio/devices/ (probeIOMMUFD looks at the real file system).
+    struct DevTree: ~Copyable {
+        let path: String
+        init() throws {
+            path = FileManager.default.temporaryDirectory.appendingPathComponent("svmm-iommufd-dev-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: path + "/vfio/devices", withIntermediateDirectories: true)
+            _ = FileManager.default.createFile(atPath: path + "/iommu", contents: nil)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    func run(_ request: VFIOBackend.Request, cdev: Bool = true) throws -> (VFIOProbeReport, FakeIOMMUFDKernel) {
+        let fixture = try Fixture("desktop-gpu")
+        defer { fixture.remove() }
+        if cdev {
+            try FileManager.default.createDirectory(
+                atPath: fixture.root + "/sys/bus/pci/devices/0000:02:00.0/vfio-dev/vfio3", withIntermediateDirectories: true)
+        }
+        let dev = try DevTree()
+        var config = FakeIOMMUFDKernel.Config()
+        config.devRoot = dev.path
+        var vfio = FakeVFIOKernel.Config()
+        vfio.groups = [8: true]
+        vfio.devices = ["0000:02:00.0": 8]
+        let kernel = FakeIOMMUFDKernel(config, inner: FakeVFIOKernel(vfio))
+        let driver = MockingDriver(handler: kernel.handler)
+        let report = withMockedSyscalls(driver) {
+            VFIOProbe.run(address: "0000:02:00.0", dmaSize: 2 << 20, sysRoot: fixture.root, devRoot: dev.path, backend: request)
+        }
+        return (report, kernel)
+    }
+
+    @Test func autoProbesThroughIOMMUFDWhereTheKernelAndDeviceHaveIt() throws {
+        let (report, kernel) = try run(.auto)
+        #expect(report.ok, "\(report.steps)")
+        #expect(report.backend == "iommufd")
+        #expect(report.iommufd.available)
+        #expect(report.steps.map(\.name) == [
+            "resolve IOMMU group", "open iommufd", "allocate IOAS", "open device cdev", "bind iommufd", "attach IOAS",
+            "IOVA ranges", "device info", "region info", "IRQ info", "config space", "mmap BAR", "DMA map", "DMA unmap",
+        ])
+        // No container, group or type1 step ran.
+        #expect(report.apiVersion == nil && report.viable == nil && report.type1v2 == nil)
+        #expect(report.device?.vendorID == "8086")
+        #expect(report.iommu?.iovaRanges == ["0x0-0xfedfffff", "0xfef00000-0xffffffffffff"])
+        #expect(report.dma == .init(size: 2 << 20, iova: "0x0", unmapped: 2 << 20))
+        let maps = kernel.state.withLock { $0.maps }
+        #expect(maps.count == 1)
+        #expect(maps.first?.flags == svmm_IOMMU_IOAS_MAP_FIXED_IOVA() | svmm_IOMMU_IOAS_MAP_READABLE() | svmm_IOMMU_IOAS_MAP_WRITEABLE())
+        #expect(maps.first?.length == 2 << 20)
+    }
+
+    @Test func autoWithoutTheDevicesCDevProbesTheContainerAndSaysWhy() throws {
+        let (report, _) = try run(.auto, cdev: false)
+        #expect(report.backend == "type1")
+        #expect(report.backendReason?.contains("0000:02:00.0 has no VFIO device cdev") == true, "\(String(describing: report.backendReason))")
+        // The container steps ran (and failed at the container, which this fake pair does not serve).
+        #expect(report.steps.contains { $0.name == "open container" })
+    }
+
+    @Test func aForcedIOMMUFDWithoutTheCDevStopsBeforeAnyStep() throws {
+        let (report, _) = try run(.iommufd, cdev: false)
+        #expect(!report.ok)
+        #expect(report.steps.map(\.name) == ["choose backend"])
+        #expect(report.error?.contains("has no VFIO device cdev") == true)
+        #expect(report.fix?.contains("--vfio-backend auto or container") == true)
+    }
+}
