@@ -318,7 +318,9 @@ struct PassthroughVM {
 
     /// The closing note.
     static func note(_ summary: Summary) -> String {
-        var lines = ["svmm: passthrough summary: DMA backend \(summary.dmaBackend) (\(summary.dmaMappings) DMA map calls, \(summary.dmaBytes >> 20) MiB pinned); backend choice: \(summary.vfioBackendReason); iommufd: \(summary.iommufd)"]
+        // The iommufd state is said once: the backend choice already carries it when auto fell back.
+        let iommufd = summary.vfioBackendReason.contains(summary.iommufd) ? "" : "; iommufd: \(summary.iommufd)"
+        var lines = ["svmm: passthrough summary: DMA backend \(summary.dmaBackend) (\(summary.dmaMappings) DMA map calls, \(summary.dmaBytes >> 20) MiB pinned); backend choice: \(summary.vfioBackendReason)\(iommufd)"]
         for d in summary.devices {
             let modes = d.interruptModes.isEmpty ? "none" : d.interruptModes.joined(separator: ", ")
             lines.append("svmm:   \(d.address) (group \(d.group)) as guest \(d.guestAddress): interrupts \(modes); reset before: \(d.resetBefore); reset after: \(d.resetAfter ?? "-")")
