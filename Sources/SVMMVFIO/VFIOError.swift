@@ -169,6 +169,9 @@ public enum VFIOError: Error, Hashable, Sendable, CustomStringConvertible {
         case .failed(.resolveDeviceCDev(let address, _), let errno) where errno == .noSuchFileOrDirectory:
             "\(address) has no VFIO device cdev: bind it to vfio-pci, on a kernel with CONFIG_VFIO_DEVICE_CDEV "
                 + "(Linux 6.6+), or use --vfio-backend container"
+        case .failed(.openDeviceCDev(_, let path), let errno) where errno == .noSuchFileOrDirectory:
+            "sysfs names the cdev but \(path) does not exist: devtmpfs (or udev) has not created it; "
+                + "check that /dev is devtmpfs, or use --vfio-backend container"
         case .failed(.openDeviceCDev(_, let path), let errno) where errno == .resourceBusy:
             "\(path) is in use (another VM, or its group is open through /dev/vfio/N); stop that first"
         case .failed(.openDeviceCDev(_, let path), let errno)

@@ -232,6 +232,17 @@ private func ioctls(_ trace: [SyscallRecord]) -> [UInt] {
         #expect(try VFIODevice.cdevName(ofDevice: "0000:02:00.0", sysRoot: tree.root + "/") == "vfio12")
     }
 
+    @Test func aCDevNamedBySysfsButMissingFromDevSaysSo() throws {
+        var config = FakeIOMMUFDKernel.Config()
+        config.cdevs = []
+        let tree = try CDevTree(entries: ["vfio3"])
+        let (error, _, _) = withFakeIOMMUFD(config) { _ in
+            vfioError { _ = try VFIODevice.openCDev(address: "0000:02:00.0", sysRoot: tree.root, devRoot: "/fake/dev") }
+        }
+        #expect(error == .failed(.openDeviceCDev(address: "0000:02:00.0", path: "/fake/dev/vfio/devices/vfio3"), .noSuchFileOrDirectory))
+        #expect(error?.fix?.contains("devtmpfs") == true)
+    }
+
     @Test func aDeviceWithoutCDevSaysWhatIsMissing() throws {
         let tree = try CDevTree(entries: nil)
         let error = vfioError { _ = try VFIODevice.cdevName(ofDevice: "0000:02:00.0", sysRoot: tree.root) }
