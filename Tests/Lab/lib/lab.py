@@ -877,7 +877,7 @@ class Lab:
                     elif "Kernel panic" in line:
                         stopped = f"kernel panic: {line.strip()[:200]}"
                     if stopped:
-                        p.kill()
+                        p.terminate()   # SIGTERM: timeout(1) passes it on to QEMU (a SIGKILL would orphan QEMU)
             rc = p.wait()
         wall = time.monotonic() - t0
         proto = (run / "proto.log").read_text(errors="replace") if (run / "proto.log").exists() else ""
