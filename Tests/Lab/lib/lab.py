@@ -873,7 +873,7 @@ class Lab:
                     if line.startswith("lab: init: up at"):
                         boots += 1
                         if boots > s.boots:
-                            stopped = f"the guest booted a {boots}th time (lab-boots: {s.boots})"
+                            stopped = f"the guest booted {boots} times, more than lab-boots: {s.boots}"
                     elif "Kernel panic" in line:
                         stopped = f"kernel panic: {line.strip()[:200]}"
                     if stopped:
