@@ -50,17 +50,6 @@ lab_wait() {
   done
 }
 
-# ---- systemd as PID 1 (`# lab-needs: systemd`) -------------------------------------------
-# Debian's systemd and udev are in the image. An early hook (`# lab-early:`, sourced by /init as
-# PID 1) calls lab_exec_systemd to hand PID 1 to systemd; it boots lab-boot.target (sysinit.target,
-# so udevd, the coldplug trigger and every unit enabled there, then lab-scenario.service, which runs
-# /lab/scenario.sh again, sends DONE when it returns and powers off). A scenario that wants another
-# boot reboots itself (`reboot -f`, or `systemctl reboot` under systemd) before returning.
-lab_exec_systemd() {
-  lab_log "init: exec systemd as PID 1 at $(cut -d' ' -f1 /proc/uptime)s"
-  exec /lib/systemd/systemd --unit=lab-boot.target --log-target=console "$@"
-}
-
 # ---- L2: a guest inside this guest, through L1's nested /dev/kvm (kvm-amd) ------------
 # Present with `# lab-needs: l2`: QEMU (+ libs, firmware) and this same kernel.
 #   L2_KERNEL, L2_INITRD     the L2 kernel and a tiny initramfs whose init prints

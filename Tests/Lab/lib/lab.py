@@ -422,7 +422,7 @@ def l2_cpio(kernel: Kernel) -> Path:
 
 # `# lab-needs: systemd`: Debian's own systemd and udev, unpacked from their packages (apt-get download +
 # dpkg -x, as the kernel is) with the libraries they link, so an early hook can `exec` systemd as PID 1
-# (lab_exec_systemd in lib.sh). The library packages are those systemd, udev and libsystemd-shared depend
+# (/lab/lab-exec-systemd). The library packages are those systemd, udev and libsystemd-shared depend
 # on; whatever else ldd resolves (libc and friends) is copied from the host like svmm's libraries.
 SYSTEMD_PACKAGES = [
     "systemd", "udev", "libsystemd-shared", "kmod",
