@@ -1,14 +1,16 @@
 import CUAPI
 import SVMMSystem
 
-/// An open VFIO device (from VFIO_GROUP_GET_DEVICE_FD): info, regions, config space, BAR
-/// mappings, reset. It keeps its group (and so the group's container attachment) alive.
+/// An open VFIO device: info, regions, config space, BAR mappings, reset. From
+/// VFIO_GROUP_GET_DEVICE_FD it keeps its group (and so the group's container attachment) alive;
+/// opened as a cdev (`openCDev`, the iommufd backend) it has no group.
 public final class VFIODevice: Sendable {
     public let address: String
-    public let group: VFIOGroup
+    /// The group it was opened through; nil for a device cdev.
+    public let group: VFIOGroup?
     let fd: FileDescriptor
 
-    init(address: String, group: VFIOGroup, fd: consuming FileDescriptor) {
+    init(address: String, group: VFIOGroup?, fd: consuming FileDescriptor) {
         self.address = address
         self.group = group
         self.fd = fd

@@ -26,6 +26,17 @@ public enum VFIOOperation: Sendable, Hashable, CustomStringConvertible {
     case allocateDMABuffer(size: UInt64)
     case setIRQs(address: String, index: UInt32)
     case hotReset(address: String)
+    case openIOMMUFD(path: String)
+    case allocateIOAS
+    case destroyIOMMUFDObject(id: UInt32)
+    case getIOVARanges(ioas: UInt32)
+    case mapIOAS(ioas: UInt32, iova: UInt64, size: UInt64)
+    case unmapIOAS(ioas: UInt32, iova: UInt64, size: UInt64)
+    case resolveDeviceCDev(address: String, path: String)
+    case openDeviceCDev(address: String, path: String)
+    case bindIOMMUFD(address: String)
+    case attachIOAS(address: String, ioas: UInt32)
+    case detachIOAS(address: String)
 
     public var description: String {
         switch self {
@@ -56,6 +67,19 @@ public enum VFIOOperation: Sendable, Hashable, CustomStringConvertible {
         case .allocateDMABuffer(let size): "allocate a \(size)-byte DMA buffer"
         case .setIRQs(let address, let index): "VFIO_DEVICE_SET_IRQS(\(index)) on \(address)"
         case .hotReset(let address): "VFIO_DEVICE_PCI_HOT_RESET on \(address)"
+        case .openIOMMUFD(let path): "open the iommufd \(path)"
+        case .allocateIOAS: "IOMMU_IOAS_ALLOC"
+        case .destroyIOMMUFDObject(let id): "IOMMU_DESTROY(\(id))"
+        case .getIOVARanges(let ioas): "IOMMU_IOAS_IOVA_RANGES on IOAS \(ioas)"
+        case .mapIOAS(let ioas, let iova, let size):
+            "IOMMU_IOAS_MAP of \(size) bytes at IOVA 0x\(String(iova, radix: 16)) in IOAS \(ioas)"
+        case .unmapIOAS(let ioas, let iova, let size):
+            "IOMMU_IOAS_UNMAP of \(size) bytes at IOVA 0x\(String(iova, radix: 16)) in IOAS \(ioas)"
+        case .resolveDeviceCDev(let address, let path): "find the VFIO device cdev of \(address) (\(path))"
+        case .openDeviceCDev(let address, let path): "open the VFIO device cdev \(path) of \(address)"
+        case .bindIOMMUFD(let address): "VFIO_DEVICE_BIND_IOMMUFD on \(address)"
+        case .attachIOAS(let address, let ioas): "VFIO_DEVICE_ATTACH_IOMMUFD_PT(IOAS \(ioas)) on \(address)"
+        case .detachIOAS(let address): "VFIO_DEVICE_DETACH_IOMMUFD_PT on \(address)"
         }
     }
 }
@@ -93,7 +117,7 @@ public enum VFIOError: Error, Hashable, Sendable, CustomStringConvertible {
         case .groupNotViable(let group):
             "VFIO group \(group) is not viable: some device in it is still bound to a host driver"
         case .unmapSizeMismatch(let iova, let requested, let unmapped):
-            "VFIO_IOMMU_UNMAP_DMA at IOVA 0x\(String(iova, radix: 16)) unmapped \(unmapped) bytes, expected \(requested)"
+            "the DMA unmap at IOVA 0x\(String(iova, radix: 16)) unmapped \(unmapped) bytes, expected \(requested)"
         case .malformedInfo(let operation, let reason): "\(operation) returned malformed data: \(reason)"
         case .outOfBounds(let operation, let reason): "\(operation) refused: \(reason)"
         case .regionNotMappable(let address, let index, let reason):
@@ -136,6 +160,32 @@ public enum VFIOError: Error, Hashable, Sendable, CustomStringConvertible {
             "\(address) is not a vfio-pci device of group \(group): check `svmm groups \(group)`"
         case .extensionUnsupported(.type1v2), .extensionUnsupported(.type1):
             "load the type1 IOMMU backend: `modprobe vfio_iommu_type1`"
+        case .failed(.openIOMMUFD(let path), let errno) where errno == .noSuchFileOrDirectory:
+            "\(path) does not exist: this kernel has no iommufd (CONFIG_IOMMUFD, Linux 6.2+; try `modprobe iommufd`), "
+                + "or use --vfio-backend container"
+        case .failed(.openIOMMUFD(let path), let errno)
+        where errno == .permissionDenied || errno == .notPermitted:
+            "run svmm as root, or give your user read-write access to \(path)"
+        case .failed(.resolveDeviceCDev(let address, _), let errno) where errno == .noSuchFileOrDirectory:
+            "\(address) has no VFIO device cdev: bind it to vfio-pci, on a kernel with CONFIG_VFIO_DEVICE_CDEV "
+                + "(Linux 6.6+), or use --vfio-backend container"
+        case .failed(.openDeviceCDev(_, let path), let errno) where errno == .noSuchFileOrDirectory:
+            "sysfs names the cdev but \(path) does not exist: devtmpfs (or udev) has not created it; "
+                + "check that /dev is devtmpfs, or use --vfio-backend container"
+        case .failed(.openDeviceCDev(_, let path), let errno) where errno == .resourceBusy:
+            "\(path) is in use (another VM, or its group is open through /dev/vfio/N); stop that first"
+        case .failed(.openDeviceCDev(_, let path), let errno)
+        where errno == .permissionDenied || errno == .notPermitted:
+            "give your user access to \(path): run as root, or add a udev rule such as "
+                + "SUBSYSTEM==\"vfio\", GROUP=\"kvm\", MODE=\"0660\" and re-login"
+        case .failed(.bindIOMMUFD(let address), let errno) where errno == .resourceBusy:
+            "\(address) is already bound to an iommufd (another VM?)"
+        case .failed(.attachIOAS(let address, _), let errno) where errno == .notPermitted:
+            "the IOMMU has no interrupt remapping for \(address): enable it (intel_iommu=on or amd_iommu=on, and in "
+                + "firmware); svmm will not set iommufd allow_unsafe_interrupts"
+        case .failed(.mapIOAS(_, _, let size), let errno) where errno == .noMemory:
+            "locked-memory limit too low: raise `ulimit -l` to at least \((size + 1023) / 1024) KiB, "
+                + "or run with CAP_IPC_LOCK"
         case .noIOMMUGroup:
             "enable the IOMMU: add intel_iommu=on (Intel) or amd_iommu=on (AMD) to the kernel command line "
                 + "and VT-d/AMD-Vi in firmware; see `svmm check`"

@@ -63,6 +63,9 @@ public struct VFIOProbeReport: Sendable, Encodable {
 
     public var schemaVersion = 1
     public var address: String
+    /// The backend the sequence used ("type1" or "iommufd") and why.
+    public var backend: String?
+    public var backendReason: String?
     public var group: UInt32?
     public var apiVersion: Int?
     public var type1v2: Bool?
@@ -84,11 +87,13 @@ public struct VFIOProbeReport: Sendable, Encodable {
 
 /// The whole VFIO sequence for a device already bound to vfio-pci, as a diagnostic
 /// (kvmtool's plain order): group → container → API version → type1v2 → viability →
-/// SET_CONTAINER → SET_IOMMU → IOMMU info → device fd → device/region/IRQ info → config space →
-/// BAR mmap + register read → DMA map/unmap of an anonymous buffer.
+/// SET_CONTAINER → SET_IOMMU → IOMMU info → device fd (or, with iommufd: open /dev/iommu → IOAS →
+/// device cdev → BIND → ATTACH → IOVA ranges) → device/region/IRQ info → config space → BAR mmap +
+/// register read → DMA map/unmap of an anonymous buffer.
 public enum VFIOProbe {
     public static func run(
-        address: String, dmaSize: UInt64, sysRoot: String = "/", devRoot: String = "/dev"
+        address: String, dmaSize: UInt64, sysRoot: String = "/", devRoot: String = "/dev",
+        backend request: VFIOBackend.Request = .container
     ) -> VFIOProbeReport {
         let iommufd = VFIOBackend.probeIOMMUFD(devRoot: devRoot)
         var report = VFIOProbeReport(
@@ -98,52 +103,107 @@ public enum VFIOProbe {
         func step(_ name: String) { current = name }
         func done(_ detail: String) { report.steps.append(.init(name: current, ok: true, detail: detail)) }
 
+        var cdevProblem: String?
+        if iommufd.available {
+            do throws(VFIOError) {
+                _ = try VFIODevice.cdevName(ofDevice: address, sysRoot: sysRoot)
+            } catch {
+                cdevProblem = "\(address) has no VFIO device cdev (\(error))"
+            }
+        }
+        let selection: VFIOBackend.Selection
+        switch VFIOBackend.select(request, iommufd: iommufd, cdevProblem: cdevProblem) {
+        case .success(let chosen):
+            selection = chosen
+        case .failure(let error):
+            report.steps.append(.init(name: "choose backend", ok: false, detail: error.description))
+            report.error = error.description
+            report.fix = error.fix
+            return report
+        }
+        report.backend = selection.backend.rawValue
+        report.backendReason = selection.reason
+
         do throws(VFIOError) {
             step("resolve IOMMU group")
             let groupID = try VFIOGroup.id(ofDevice: address, sysRoot: sysRoot)
             report.group = groupID
             done("group \(groupID)")
 
-            step("open container")
-            let container = try VFIOContainer(devRoot: devRoot)
-            report.apiVersion = container.apiVersion
-            done("\(container.path), API version \(container.apiVersion)")
+            let device: VFIODevice
+            let dma: any VFIODMAMapper
+            let iommu: VFIOIOMMUInfo
+            if selection.backend == .iommufd {
+                step("open iommufd")
+                let fd = try IOMMUFD(devRoot: devRoot)
+                done(fd.path)
 
-            step("type1v2 extension")
-            let type1v2 = try container.checkExtension(.type1v2)
-            report.type1v2 = type1v2
-            guard type1v2 else { throw .extensionUnsupported(.type1v2) }
-            done("VFIO_TYPE1v2_IOMMU supported")
+                step("allocate IOAS")
+                let ioas = try fd.allocateIOAS()
+                done("IOAS \(ioas.id)")
 
-            step("open group")
-            let group = try VFIOGroup(id: groupID, devRoot: devRoot)
-            done(group.path)
+                step("open device cdev")
+                device = try VFIODevice.openCDev(address: address, sysRoot: sysRoot, devRoot: devRoot)
+                done("fd \(device.rawDescriptor)")
 
-            step("group viable")
-            let status = try group.status()
-            report.viable = status.viable
-            guard status.viable else { throw .groupNotViable(group: groupID) }
-            done("every device of group \(groupID) is on vfio-pci or unbound")
+                step("bind iommufd")
+                let devid = try device.bind(to: fd)
+                done("device id \(devid)")
 
-            step("set container")
-            try group.setContainer(container)
-            done("group \(groupID) attached")
+                step("attach IOAS")
+                let hwpt = try device.attach(to: ioas)
+                done("IOAS \(ioas.id) through page table \(hwpt)")
 
-            step("set IOMMU")
-            try container.setIOMMU(.type1v2)
-            done("VFIO_TYPE1v2_IOMMU")
+                step("IOVA ranges")
+                iommu = try ioas.iommuInfo()
+                let ranges = iommu.iovaRanges?.map { "0x\(String($0.start, radix: 16))-0x\(String($0.end, radix: 16))" }
+                report.iommu = .init(
+                    pageSizes: "0x\(String(iommu.pageSizes, radix: 16))", iovaRanges: ranges, dmaMappingsAvailable: nil)
+                done("alignment 0x\(String(iommu.pageSizes, radix: 16)), IOVA ranges \(ranges?.joined(separator: " ") ?? "none")")
+                dma = ioas
+            } else {
+                step("open container")
+                let container = try VFIOContainer(devRoot: devRoot)
+                report.apiVersion = container.apiVersion
+                done("\(container.path), API version \(container.apiVersion)")
 
-            step("IOMMU info")
-            let iommu = try container.iommuInfo()
-            let ranges = iommu.iovaRanges?.map { "0x\(String($0.start, radix: 16))-0x\(String($0.end, radix: 16))" }
-            report.iommu = .init(
-                pageSizes: "0x\(String(iommu.pageSizes, radix: 16))", iovaRanges: ranges,
-                dmaMappingsAvailable: iommu.dmaMappingsAvailable)
-            done("page sizes 0x\(String(iommu.pageSizes, radix: 16)), IOVA ranges \(ranges?.joined(separator: " ") ?? "not reported")")
+                step("type1v2 extension")
+                let type1v2 = try container.checkExtension(.type1v2)
+                report.type1v2 = type1v2
+                guard type1v2 else { throw .extensionUnsupported(.type1v2) }
+                done("VFIO_TYPE1v2_IOMMU supported")
 
-            step("device fd")
-            let device = try group.openDevice(address)
-            done("fd \(device.rawDescriptor)")
+                step("open group")
+                let group = try VFIOGroup(id: groupID, devRoot: devRoot)
+                done(group.path)
+
+                step("group viable")
+                let status = try group.status()
+                report.viable = status.viable
+                guard status.viable else { throw .groupNotViable(group: groupID) }
+                done("every device of group \(groupID) is on vfio-pci or unbound")
+
+                step("set container")
+                try group.setContainer(container)
+                done("group \(groupID) attached")
+
+                step("set IOMMU")
+                try container.setIOMMU(.type1v2)
+                done("VFIO_TYPE1v2_IOMMU")
+
+                step("IOMMU info")
+                iommu = try container.iommuInfo()
+                let ranges = iommu.iovaRanges?.map { "0x\(String($0.start, radix: 16))-0x\(String($0.end, radix: 16))" }
+                report.iommu = .init(
+                    pageSizes: "0x\(String(iommu.pageSizes, radix: 16))", iovaRanges: ranges,
+                    dmaMappingsAvailable: iommu.dmaMappingsAvailable)
+                done("page sizes 0x\(String(iommu.pageSizes, radix: 16)), IOVA ranges \(ranges?.joined(separator: " ") ?? "not reported")")
+
+                step("device fd")
+                device = try group.openDevice(address)
+                done("fd \(device.rawDescriptor)")
+                dma = container
+            }
 
             step("device info")
             let info = try device.info()
@@ -241,11 +301,11 @@ public enum VFIOProbe {
             } catch {
                 throw .failed(.allocateDMABuffer(size: dmaSize), error)
             }
-            try container.mapDMA(vaddr: buffer.address, iova: iova, size: dmaSize)
+            try dma.mapDMA(vaddr: buffer.address, iova: iova, size: dmaSize, access: [.read, .write])
             done("\(dmaSize) bytes at IOVA 0x\(String(iova, radix: 16))")
 
             step("DMA unmap")
-            let unmapped = try container.unmapDMA(iova: iova, size: dmaSize)
+            let unmapped = try dma.unmapDMA(iova: iova, size: dmaSize)
             report.dma = .init(size: dmaSize, iova: "0x\(String(iova, radix: 16))", unmapped: unmapped)
             done("\(unmapped) bytes unmapped, as requested")
         } catch {

@@ -123,12 +123,23 @@ public final class KVMVFIODevice {
         try groupAttribute(svmm_KVM_DEV_VFIO_GROUP_DEL(), descriptor: descriptor)
     }
 
+    /// KVM_DEV_VFIO_FILE_ADD with a VFIO file: a group fd or (iommufd backend) a device cdev fd.
+    /// The same ioctl as KVM_DEV_VFIO_GROUP_ADD, which Linux 6.6 generalized to any VFIO file.
+    public func addFile(descriptor: Int32) throws(VFIOPCIError) {
+        try groupAttribute(svmm_KVM_DEV_VFIO_FILE_ADD(), descriptor: descriptor)
+    }
+
+    /// KVM_DEV_VFIO_FILE_DEL: KVM drops its reference to the file.
+    public func removeFile(descriptor: Int32) throws(VFIOPCIError) {
+        try groupAttribute(svmm_KVM_DEV_VFIO_FILE_DEL(), descriptor: descriptor)
+    }
+
     private func groupAttribute(_ operation: UInt32, descriptor: Int32) throws(VFIOPCIError) {
         var groupFD = descriptor
         // SAFETY: see below: the pointer is handed to KVM only inside this closure.
         let result = withUnsafeMutablePointer(to: &groupFD) { pointer -> Result<Int, Errno> in
             var attribute = kvm_device_attr()
-            attribute.group = svmm_KVM_DEV_VFIO_GROUP()
+            attribute.group = svmm_KVM_DEV_VFIO_FILE()  // == KVM_DEV_VFIO_GROUP
             attribute.attr = UInt64(operation)
             // SAFETY: `pointer` is valid for the duration of this closure, which spans the ioctl;
             // KVM reads one int32 through it.
@@ -136,7 +147,7 @@ public final class KVMVFIODevice {
             return Result { () throws(Errno) -> Int in try fd.ioctl(svmm_KVM_SET_DEVICE_ATTR(), &attribute) }
         }
         if case .failure(let error) = result {
-            let name = operation == svmm_KVM_DEV_VFIO_GROUP_ADD() ? "KVM_DEV_VFIO_GROUP_ADD" : "KVM_DEV_VFIO_GROUP_DEL"
+            let name = operation == svmm_KVM_DEV_VFIO_FILE_ADD() ? "KVM_DEV_VFIO_FILE_ADD" : "KVM_DEV_VFIO_FILE_DEL"
             throw .platform("\(name)(fd \(descriptor)): \(error)")
         }
     }

@@ -70,15 +70,15 @@ public enum VFIODMA {
         }
     }
 
-    /// Maps every region (IOVA = GPA, read+write). `progress` hears one line per region.
-    /// On failure, what was mapped is unmapped again.
+    /// Maps every region (IOVA = GPA, read+write) through `container`, a type1 container or an
+    /// iommufd IOAS. `progress` hears one line per region. On failure, what was mapped is unmapped again.
     @discardableResult
-    public static func map(_ regions: [DMARegion], container: VFIOContainer, progress: (String) -> Void) throws(VFIOPCIError) -> Int {
+    public static func map(_ regions: [DMARegion], container: some VFIODMAMapper, progress: (String) -> Void) throws(VFIOPCIError) -> Int {
         var done: [DMARegion] = []
         for region in regions {
             progress("pinning \(region.size >> 20) MiB of guest RAM at IOVA 0x\(String(region.guestAddress, radix: 16))")
             do {
-                try container.mapDMA(vaddr: region.hostAddress, iova: region.guestAddress, size: region.size)
+                try container.mapDMA(vaddr: region.hostAddress, iova: region.guestAddress, size: region.size, access: [.read, .write])
             } catch {
                 for mapped in done { _ = try? container.unmapDMA(iova: mapped.guestAddress, size: mapped.size) }
                 throw .vfio(error)
@@ -89,7 +89,7 @@ public enum VFIODMA {
     }
 
     /// Unmaps every region, verifying the sizes the kernel reports. Returns the errors (teardown goes on).
-    public static func unmap(_ regions: [DMARegion], container: VFIOContainer) -> [VFIOError] {
+    public static func unmap(_ regions: [DMARegion], container: some VFIODMAMapper) -> [VFIOError] {
         var errors: [VFIOError] = []
         for region in regions {
             do { _ = try container.unmapDMA(iova: region.guestAddress, size: region.size) } catch { errors.append(error) }

@@ -45,6 +45,11 @@ public enum VFIOResetLadder {
     /// Resets `device`, given the groups this process holds open. Never throws: what happened is the result.
     public static func reset(_ device: VFIODevice, ownedGroups: [VFIOGroup]) -> VFIOResetMethod {
         let canReset = (try? device.info())?.flags.contains(.reset) ?? false
+        if device.group == nil, !canReset {
+            // A device cdev (iommufd backend) proves hot-reset ownership through its iommufd, not
+            // group fds; svmm does not do that yet, so it says so rather than guess.
+            return .none(reason: "the device offers no function reset, and svmm does no hot reset over the iommufd backend")
+        }
         let dependencies: Result<[VFIOHotResetDependency], VFIOError>? =
             canReset ? nil : Result { () throws(VFIOError) in try device.hotResetDependencies() }
         let method = choose(canReset: canReset, dependencies: dependencies, ownedGroups: Set(ownedGroups.map(\.id)))

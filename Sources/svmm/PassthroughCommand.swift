@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMHost
+import SVMMVFIO
 import SVMMVMM
 
 /// `svmm passthrough ADDRESS...`: preflight → bind plan + journal → open VFIO → build the guest →
@@ -13,8 +14,9 @@ struct PassthroughCommand: ParsableCommand {
         abstract: "Give PCI functions to a KVM guest: check, bind to vfio-pci, boot, and restore afterwards.",
         discussion: """
             The sequence: the preflight checks of `svmm check` (a failing check refuses unless --allow \
-            names it), a journaled bind to vfio-pci (with --group, the whole IOMMU group), VFIO (type1v2 \
-            container; guest RAM DMA-mapped with IOVA = guest physical address), the guest (`svmm run` \
+            names it), a journaled bind to vfio-pci (with --group, the whole IOMMU group), VFIO (the type1v2 \
+            container, or iommufd with device cdevs where the kernel has them: --vfio-backend; guest RAM \
+            DMA-mapped with IOVA = guest physical address), the guest (`svmm run` \
             plus the functions on its PCI bus 0), then, when the guest powers off or svmm gets SIGINT or \
             SIGTERM, a device reset and the return of every function to its recorded original driver. \
             After a SIGKILL, run `svmm restore`. The closing note (stderr) names the DMA backend, the \
@@ -53,6 +55,13 @@ struct PassthroughCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Serve the expansion ROM from FILE instead of the device's ROM region.", valueName: "FILE"))
     var romfile: String?
+
+    @Option(
+        name: .customLong("vfio-backend"),
+        help: ArgumentHelp(
+            "The VFIO backend: auto (iommufd where the kernel and every device have it, else the type1 container), container, or iommufd.",
+            valueName: "auto|container|iommufd"))
+    var vfioBackend: VFIOBackend.Request = .auto
 
     @Flag(help: "If the device fails preflight, boot with an emulated virtio device instead (NIC → virtio-net, storage → virtio-blk on --disk).")
     var fallback = false
@@ -112,6 +121,12 @@ struct PassthroughCommand: ParsableCommand {
             throw ExitCode(try runFallback(inventory: inventory, refusals: plan.refusals))
         }
         if plan.refused { BindFailure(.refused(plan.refusals)).exit() }
+        // A backend that cannot work on this kernel is refused before anything is bound. (Whether each
+        // device has a cdev is known only once it is on vfio-pci; the VM checks that.)
+        if case .failure(let error) = PassthroughVM.selectBackend(vfioBackend, addresses: [], rootPath: global.rootPath) {
+            say("svmm passthrough: error: \(error.description); nothing changed — fix: \(error.fix)")
+            throw ExitCode(1)
+        }
         var vmAddresses = addresses
         if group { for move in plan.moves where !vmAddresses.contains(move.address) { vmAddresses.append(move.address) } }
         if dryRun {
@@ -144,7 +159,7 @@ struct PassthroughCommand: ParsableCommand {
             let kernelBytes = try RunCommand.readFile(kernel, what: "kernel")
             let initrdBytes = try initrd.map { try RunCommand.readFile($0, what: "initrd") }
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-            status = PassthroughOptions.runVM(addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath)
+            status = PassthroughOptions.runVM(addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath, backend: vfioBackend)
         }
 
         // 7. Restore what this run bound.

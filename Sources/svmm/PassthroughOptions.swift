@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMHost
+import SVMMVFIO
 import SVMMVMM
 
 /// `svmm run --device ADDRESS` (functions already on vfio-pci) and the VM half of `svmm passthrough`.
@@ -16,18 +17,28 @@ struct PassthroughOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Serve the expansion ROM from FILE instead of the device's ROM region.", valueName: "FILE"))
     var romfile: String?
 
+    @Option(
+        name: .customLong("vfio-backend"),
+        help: ArgumentHelp(
+            "The VFIO backend: auto (iommufd where the kernel and every device have it, else the type1 container), container, or iommufd.",
+            valueName: "auto|container|iommufd"))
+    var vfioBackend: VFIOBackend.Request = .auto
+
     @Option(name: .long, help: ArgumentHelp("Read /sys and /dev under DIR (tests); the VM itself always uses /dev/kvm.", valueName: "DIR"))
     var vfioRoot: String = "/"
 
     /// Runs the VM with `addresses`; returns svmm's exit status. Prints progress and the closing note
     /// on stderr (with `json`, the summary as JSON on stdout and the console on stderr).
     func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool) -> Int32 {
-        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot)
+        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, backend: vfioBackend)
     }
 
-    static func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String) -> Int32 {
+    static func runVM(
+        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String, backend: VFIOBackend.Request
+    ) -> Int32 {
         let rom = romfile.map { path -> [UInt8] in (try? RunCommand.readFile(path, what: "ROM file")) ?? [] }
-        let vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json)
+        var vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json)
+        vm.backendRequest = backend
         let summary: PassthroughVM.Summary
         do {
             summary = try vm.run(progress: { RunCommand.note("svmm: \($0)") })
@@ -42,3 +53,5 @@ struct PassthroughOptions: ParsableArguments {
         return status
     }
 }
+
+extension VFIOBackend.Request: ExpressibleByArgument {}

@@ -24,6 +24,9 @@ struct PassthroughVM {
         }
 
         var dmaBackend: String
+        /// "type1" or "iommufd", and why it was chosen (`--vfio-backend`).
+        var vfioBackend: String
+        var vfioBackendReason: String
         var iommufd: String
         var dmaMappings: Int
         var dmaBytes: UInt64
@@ -44,44 +47,71 @@ struct PassthroughVM {
     let rootPath: String
     let romFile: [UInt8]?
     let consoleToStderr: Bool
+    var backendRequest: VFIOBackend.Request = .auto
 
     var devRoot: String { rootPath == "/" ? "/dev" : rootPath + "/dev" }
     var sysRoot: String { rootPath }
 
     /// Runs the VM to its end. Throws only before the guest starts (nothing to undo beyond closing fds).
     func run(progress: (String) -> Void) throws(PassthroughError) -> Summary {
-        // 1. VFIO: container, groups (viable, attached), IOMMU, devices.
-        let container: VFIOContainer
+        // 1. VFIO: the backend, then container + groups (viable, attached) or iommufd + IOAS +
+        // device cdevs (bound, attached); the IOMMU's view; the devices.
+        let selection: VFIOBackend.Selection
+        switch Self.selectBackend(backendRequest, addresses: addresses, rootPath: rootPath) {
+        case .success(let chosen): selection = chosen
+        case .failure(let error): throw .setup("\(error.description); fix: \(error.fix)")
+        }
+        progress("VFIO backend: \(selection.backend.displayName) (\(selection.reason))")
         var groups: [UInt32: VFIOGroup] = [:]
         var devices: [(address: PCIAddress, device: VFIODevice, group: UInt32)] = []
         let iommu: VFIOIOMMUInfo
+        let dma: any VFIODMAMapper
         do {
-            container = try VFIOContainer(devRoot: devRoot)
-            for address in addresses {
-                let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
-                if groups[id] == nil {
-                    let group = try VFIOGroup(id: id, devRoot: devRoot)
-                    try group.requireViable()
-                    try group.setContainer(container)
-                    if groups.isEmpty { try container.setIOMMU(.type1v2) }
-                    groups[id] = group
+            switch selection.backend {
+            case .type1Container:
+                let container = try VFIOContainer(devRoot: devRoot)
+                for address in addresses {
+                    let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
+                    if groups[id] == nil {
+                        let group = try VFIOGroup(id: id, devRoot: devRoot)
+                        try group.requireViable()
+                        try group.setContainer(container)
+                        if groups.isEmpty { try container.setIOMMU(.type1v2) }
+                        groups[id] = group
+                    }
                 }
-            }
-            iommu = try container.iommuInfo()
-            for address in addresses {
-                let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
-                guard let group = groups[id] else { continue }
-                devices.append((address, try group.openDevice(address.description), id))
+                iommu = try container.iommuInfo()
+                for address in addresses {
+                    let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
+                    guard let group = groups[id] else { continue }
+                    devices.append((address, try group.openDevice(address.description), id))
+                }
+                dma = container
+            case .iommufd:
+                let iommufd = try IOMMUFD(devRoot: devRoot)
+                let ioas = try iommufd.allocateIOAS()
+                for address in addresses {
+                    let id = try VFIOGroup.id(ofDevice: address.description, sysRoot: sysRoot)
+                    let device = try VFIODevice.openCDev(address: address.description, sysRoot: sysRoot, devRoot: devRoot)
+                    try device.bind(to: iommufd)
+                    try device.attach(to: ioas)
+                    devices.append((address, device, id))
+                }
+                // After attaching: each device narrows the usable ranges by its reserved regions.
+                iommu = try ioas.iommuInfo()
+                dma = ioas
             }
         } catch {
             throw .vfio(error)
         }
-        progress("VFIO: \(devices.count) device(s) in group(s) \(groups.keys.sorted().map(String.init).joined(separator: ", ")), type1v2 container")
+        let groupIDs = Set(devices.map(\.group)).sorted()
+        progress("VFIO: \(devices.count) device(s) in group(s) \(groupIDs.map(String.init).joined(separator: ", ")) on the \(selection.backend.displayName)")
         let owned = Array(groups.values)
 
         // 2. Reset before start.
         var summary = Summary(
-            dmaBackend: "VFIO type1v2 container", iommufd: VFIOBackend.probeIOMMUFD(devRoot: devRoot).reason ?? "available",
+            dmaBackend: selection.backend.displayName, vfioBackend: selection.backend.rawValue, vfioBackendReason: selection.reason,
+            iommufd: VFIOBackend.probeIOMMUFD(devRoot: devRoot).reason ?? "available",
             dmaMappings: 0, dmaBytes: 0)
         var resets: [String] = []
         for entry in devices {
@@ -109,13 +139,23 @@ struct PassthroughVM {
             throw .vm(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
 
-        // 4. KVM-VFIO device, then the functions on the PCI root.
+        // 4. KVM-VFIO device (the group files, or with iommufd the device cdevs), then the
+        // functions on the PCI root.
         let kvmVFIO: KVMVFIODevice
+        let kvmFiles = selection.backend == .iommufd ? devices.map(\.device.rawDescriptor) : []
         do {
             kvmVFIO = try KVMVFIODevice(vm: machine.vm)
             for group in owned { try kvmVFIO.addGroup(descriptor: group.rawDescriptor) }
+            for file in kvmFiles { try kvmVFIO.addFile(descriptor: file) }
         } catch {
             throw .setup(error.description)
+        }
+        // KVM holds a reference to each device cdev it was given: drop it before the device fds
+        // close, or the device stays open and vfio-pci cannot release it.
+        func releaseKVMFiles() {
+            for file in kvmFiles {
+                do { try kvmVFIO.removeFile(descriptor: file) } catch { progress("\(error)") }
+            }
         }
         // The VM object outlives this function (the machine keeps its devices), so the groups are let
         // go explicitly: KVM drops its reference to each group file, then each group leaves the
@@ -176,6 +216,7 @@ struct PassthroughVM {
                     function.releaseMappings()
                 }
             }
+            releaseKVMFiles()
             for handle in handles { handle.close() }
             devices.removeAll()
             detachGroups()
@@ -186,7 +227,7 @@ struct PassthroughVM {
         // 5. DMA: every RAM region once, IOVA = GPA, after the checks.
         let regions = machine.memory.regions.map { DMARegion(guestAddress: $0.base.value, size: $0.size, hostAddress: $0.hostAddress) }
         var reservations: [IOVAReservation] = []
-        for id in groups.keys {
+        for id in groupIDs {
             let path = (rootPath == "/" ? "" : rootPath) + "/sys/kernel/iommu_groups/\(id)/reserved_regions"
             for line in Self.readText(path).split(separator: "\n") {
                 if let region = ReservedRegion(line: line) {
@@ -200,7 +241,7 @@ struct PassthroughVM {
             // Pinning a large guest takes a while: a ticker reports how much is pinned (from VmLck).
             let pinning = DMAPinProgress(total: regions.reduce(0) { $0 + $1.size }, report: { RunCommand.note("svmm: \($0)") })
             defer { pinning.stop() }
-            summary.dmaMappings = try VFIODMA.map(regions, container: container, progress: progress)
+            summary.dmaMappings = try VFIODMA.map(regions, container: dma, progress: progress)
             summary.dmaBytes = regions.reduce(0) { $0 + $1.size }
         } catch {
             throw abandon(.setup(error.description + (error.fix.map { "; fix: \($0)" } ?? "")))
@@ -232,14 +273,36 @@ struct PassthroughVM {
                 } ?? [],
                 notes: function?.notes ?? []))
         }
-        for error in VFIODMA.unmap(regions, container: container) { progress("DMA unmap: \(error)") }
-        // Let go of the devices: mappings first (an mmap holds the device file), then the fds, so the
-        // host driver can take them back.
+        for error in VFIODMA.unmap(regions, container: dma) { progress("DMA unmap: \(error)") }
+        // Let go of the devices: mappings first (an mmap holds the device file), then KVM's and our
+        // references to the files, so the host driver can take them back.
         machine.withDevices { _ in for function in functions { function.releaseMappings() } }
+        releaseKVMFiles()
         for handle in handles { handle.close() }
         devices.removeAll()
         detachGroups()
         return summary
+    }
+
+    /// Chooses the VFIO backend for `addresses` (`--vfio-backend`): iommufd needs /dev/iommu,
+    /// /dev/vfio/devices/ and a cdev for every device (they appear once it is on vfio-pci).
+    static func selectBackend(
+        _ request: VFIOBackend.Request, addresses: [PCIAddress], rootPath: String
+    ) -> Result<VFIOBackend.Selection, VFIOBackend.SelectionError> {
+        let devRoot = rootPath == "/" ? "/dev" : rootPath + "/dev"
+        let iommufd = VFIOBackend.probeIOMMUFD(devRoot: devRoot)
+        var cdevProblem: String?
+        if iommufd.available {
+            for address in addresses {
+                do {
+                    _ = try VFIODevice.cdevName(ofDevice: address.description, sysRoot: rootPath)
+                } catch {
+                    cdevProblem = "\(address) has no VFIO device cdev (\(error))"
+                    break
+                }
+            }
+        }
+        return VFIOBackend.select(request, iommufd: iommufd, cdevProblem: cdevProblem)
     }
 
     static func readText(_ path: String) -> String {
@@ -270,7 +333,9 @@ struct PassthroughVM {
 
     /// The closing note.
     static func note(_ summary: Summary) -> String {
-        var lines = ["svmm: passthrough summary: DMA backend \(summary.dmaBackend) (\(summary.dmaMappings) DMA map calls, \(summary.dmaBytes >> 20) MiB pinned); iommufd: \(summary.iommufd)"]
+        // The iommufd state is said once: the backend choice already carries it when auto fell back.
+        let iommufd = summary.vfioBackendReason.contains(summary.iommufd) ? "" : "; iommufd: \(summary.iommufd)"
+        var lines = ["svmm: passthrough summary: DMA backend \(summary.dmaBackend) (\(summary.dmaMappings) DMA map calls, \(summary.dmaBytes >> 20) MiB pinned); backend choice: \(summary.vfioBackendReason)\(iommufd)"]
         for d in summary.devices {
             let modes = d.interruptModes.isEmpty ? "none" : d.interruptModes.joined(separator: ", ")
             lines.append("svmm:   \(d.address) (group \(d.group)) as guest \(d.guestAddress): interrupts \(modes); reset before: \(d.resetBefore); reset after: \(d.resetAfter ?? "-")")

@@ -57,7 +57,8 @@ import Testing
         let fm = FileManager.default
         for (path, mode) in [("/usr/bin/svmm", 0o755), ("/usr/lib/udev/rules.d/60-svmm-vfio.rules", 0o644),
                              ("/usr/lib/udev/rules.d/61-svmm-persist.rules", 0o644), ("/usr/lib/svmm/svmm-apply-override", 0o755),
-                             ("/usr/lib/systemd/system/svmm-restore.service", 0o644), ("/var/lib/svmm", 0o700)] {
+                             ("/usr/lib/systemd/system/svmm-restore.service", 0o644), ("/usr/lib/sysusers.d/svmm.conf", 0o644),
+                             ("/var/lib/svmm", 0o700)] {
             let attrs = try fm.attributesOfItem(atPath: dest + path)
             #expect((attrs[.posixPermissions] as? Int) == mode, "\(path)")
         }
@@ -65,6 +66,9 @@ import Testing
         #expect(rules.contains("GROUP=\"vfio\", MODE=\"0660\""))
         let unit = try String(contentsOfFile: dest + "/usr/lib/systemd/system/svmm-restore.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/bin/svmm restore"))
+        // A DESTDIR install runs no groupadd: systemd-sysusers makes the group the vfio rule names.
+        let sysusers = try String(contentsOfFile: dest + "/usr/lib/sysusers.d/svmm.conf", encoding: .utf8)
+        #expect(sysusers.split(separator: "\n").contains { $0.split(separator: " ").prefix(2) == ["g", "vfio"] })
     }
 
     /// The helper the persist rule runs, on a plain directory tree: it refuses bad input and does

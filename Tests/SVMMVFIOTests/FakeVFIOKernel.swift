@@ -128,6 +128,9 @@ final class FakeVFIOKernel: Sendable {
         }
     }
 
+    /// A device fd as the iommufd fake's cdev open hands out (no group or container behind it).
+    func openDeviceFD(_ name: String) -> Int { newFD(.device(name)) }
+
     private func object(_ fd: Int32) throws(Errno) -> Object {
         guard let object = state.withLock({ $0.objects[fd] }) else { throw .badFileDescriptor }
         return object

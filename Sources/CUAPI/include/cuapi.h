@@ -82,13 +82,97 @@ static inline long svmm_ioctl_int(int fd, unsigned long request, unsigned long a
     return r < 0 ? -(long)errno : r;
 }
 
-// iommufd: Debian 12's kernel headers (6.1) have no <linux/iommufd.h>. The backend probe reports
-// whether this build could even speak iommufd, so it never pretends to.
-#if __has_include(<linux/iommufd.h>)
-static inline int svmm_have_iommufd_header(void) { return 1; }
-#else
-static inline int svmm_have_iommufd_header(void) { return 0; }
-#endif
+// iommufd and VFIO device cdevs (Linux 6.2 / 6.6). Debian 12's kernel headers (6.1) have no
+// <linux/iommufd.h> and no cdev ioctls in <linux/vfio.h>, so svmm defines the part of the stable ABI
+// it uses itself (Documentation/userspace-api/iommufd.rst, include/uapi/linux/iommufd.h and vfio.h).
+// The names carry an svmm_ prefix so they never collide with newer headers; every ioctl is _IO (the
+// structure's own first field carries its size), and the asserts pin sizes and offsets.
+#define SVMM_IOMMUFD_TYPE ';'
+struct svmm_iommu_destroy {
+    __u32 size;
+    __u32 id;
+};
+struct svmm_iommu_ioas_alloc {
+    __u32 size;
+    __u32 flags;
+    __u32 out_ioas_id;
+};
+struct svmm_iommu_iova_range {
+    __u64 start;
+    __u64 last;            // inclusive
+};
+struct svmm_iommu_ioas_iova_ranges {
+    __u32 size;
+    __u32 ioas_id;
+    __u32 num_iovas;       // in: capacity of allowed_iovas; out: how many exist (EMSGSIZE if more)
+    __u32 reserved;
+    __u64 allowed_iovas;   // user pointer to struct svmm_iommu_iova_range[num_iovas]
+    __u64 out_iova_alignment;
+};
+struct svmm_iommu_ioas_map {
+    __u32 size;
+    __u32 flags;           // SVMM_IOMMU_IOAS_MAP_*
+    __u32 ioas_id;
+    __u32 reserved;
+    __u64 user_va;
+    __u64 length;
+    __u64 iova;
+};
+struct svmm_iommu_ioas_unmap {
+    __u32 size;
+    __u32 ioas_id;
+    __u64 iova;
+    __u64 length;          // in: bytes to unmap; out: bytes unmapped
+};
+// VFIO device cdev (/dev/vfio/devices/vfioN), VFIO_TYPE ';' and VFIO_BASE 100 as in <linux/vfio.h>.
+struct svmm_vfio_device_bind_iommufd {
+    __u32 argsz;
+    __u32 flags;
+    __s32 iommufd;
+    __u32 out_devid;
+};
+struct svmm_vfio_device_attach_iommufd_pt {
+    __u32 argsz;
+    __u32 flags;
+    __u32 pt_id;
+};
+struct svmm_vfio_device_detach_iommufd_pt {
+    __u32 argsz;
+    __u32 flags;
+};
+_Static_assert(sizeof(struct svmm_iommu_destroy) == 8, "iommu_destroy");
+_Static_assert(sizeof(struct svmm_iommu_ioas_alloc) == 12, "iommu_ioas_alloc");
+_Static_assert(sizeof(struct svmm_iommu_iova_range) == 16, "iommu_iova_range");
+_Static_assert(sizeof(struct svmm_iommu_ioas_iova_ranges) == 32, "iommu_ioas_iova_ranges");
+_Static_assert(__builtin_offsetof(struct svmm_iommu_ioas_iova_ranges, allowed_iovas) == 16, "allowed_iovas");
+_Static_assert(__builtin_offsetof(struct svmm_iommu_ioas_iova_ranges, out_iova_alignment) == 24, "out_iova_alignment");
+_Static_assert(sizeof(struct svmm_iommu_ioas_map) == 40, "iommu_ioas_map");
+_Static_assert(__builtin_offsetof(struct svmm_iommu_ioas_map, user_va) == 16, "user_va");
+_Static_assert(__builtin_offsetof(struct svmm_iommu_ioas_map, iova) == 32, "map iova");
+_Static_assert(sizeof(struct svmm_iommu_ioas_unmap) == 24, "iommu_ioas_unmap");
+_Static_assert(__builtin_offsetof(struct svmm_iommu_ioas_unmap, length) == 16, "unmap length");
+_Static_assert(sizeof(struct svmm_vfio_device_bind_iommufd) == 16, "vfio_device_bind_iommufd");
+_Static_assert(__builtin_offsetof(struct svmm_vfio_device_bind_iommufd, out_devid) == 12, "out_devid");
+_Static_assert(sizeof(struct svmm_vfio_device_attach_iommufd_pt) == 12, "vfio_device_attach_iommufd_pt");
+_Static_assert(sizeof(struct svmm_vfio_device_detach_iommufd_pt) == 8, "vfio_device_detach_iommufd_pt");
+// ---- iommufd fd (/dev/iommu) ----
+static inline unsigned long svmm_IOMMU_DESTROY(void) { return _IO(SVMM_IOMMUFD_TYPE, 0x80); }
+static inline unsigned long svmm_IOMMU_IOAS_ALLOC(void) { return _IO(SVMM_IOMMUFD_TYPE, 0x81); }
+static inline unsigned long svmm_IOMMU_IOAS_IOVA_RANGES(void) { return _IO(SVMM_IOMMUFD_TYPE, 0x84); }
+static inline unsigned long svmm_IOMMU_IOAS_MAP(void) { return _IO(SVMM_IOMMUFD_TYPE, 0x85); }
+static inline unsigned long svmm_IOMMU_IOAS_UNMAP(void) { return _IO(SVMM_IOMMUFD_TYPE, 0x86); }
+static inline unsigned int svmm_IOMMU_IOAS_MAP_FIXED_IOVA(void) { return 1u << 0; }
+static inline unsigned int svmm_IOMMU_IOAS_MAP_WRITEABLE(void) { return 1u << 1; }
+static inline unsigned int svmm_IOMMU_IOAS_MAP_READABLE(void) { return 1u << 2; }
+// ---- VFIO device cdev fd ----
+static inline unsigned long svmm_VFIO_DEVICE_BIND_IOMMUFD(void) { return _IO(VFIO_TYPE, VFIO_BASE + 18); }
+static inline unsigned long svmm_VFIO_DEVICE_ATTACH_IOMMUFD_PT(void) { return _IO(VFIO_TYPE, VFIO_BASE + 19); }
+static inline unsigned long svmm_VFIO_DEVICE_DETACH_IOMMUFD_PT(void) { return _IO(VFIO_TYPE, VFIO_BASE + 20); }
+// ---- KVM-VFIO pseudo device, file form (6.6 renamed GROUP to FILE; same numbers, any VFIO file) ----
+static inline unsigned int svmm_KVM_DEV_VFIO_FILE(void) { return 1; }
+static inline unsigned int svmm_KVM_DEV_VFIO_FILE_ADD(void) { return 1; }
+static inline unsigned int svmm_KVM_DEV_VFIO_FILE_DEL(void) { return 2; }
+_Static_assert(KVM_DEV_VFIO_GROUP == 1 && KVM_DEV_VFIO_GROUP_ADD == 1 && KVM_DEV_VFIO_GROUP_DEL == 2, "KVM_DEV_VFIO_FILE is KVM_DEV_VFIO_GROUP");
 
 // struct vfio_iommu_type1_dma_unmap ends in a flexible array (`__u8 data[]`, for the dirty bitmap),
 // which Swift imports as a non-BitwiseCopyable type. svmm never sends a bitmap, so it uses this

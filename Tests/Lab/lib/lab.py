@@ -418,6 +418,135 @@ def l2_cpio(kernel: Kernel) -> Path:
     return cached_cpio("l2", key, build)
 
 
+# --------------------------------------------------------------------------- systemd
+
+# `# lab-needs: systemd`: Debian's own systemd and udev, unpacked from their packages (apt-get download +
+# dpkg -x, as the kernel is) with the libraries they link, so an early hook can `exec` systemd as PID 1
+# (/lab/lab-exec-systemd). The library packages are those systemd, udev and libsystemd-shared depend
+# on; whatever else ldd resolves (libc and friends) is copied from the host like svmm's libraries.
+SYSTEMD_PACKAGES = [
+    "systemd", "udev", "libsystemd-shared", "kmod",
+    "libacl1", "libapparmor1", "libaudit1", "libcap-ng0", "libblkid1", "libcap2", "libcrypt1", "libgcrypt20",
+    "libgpg-error0", "libip4tc2", "libkmod2", "liblz4-1", "liblzma5", "libmount1", "libpam0g", "libseccomp2",
+    "libselinux1", "libpcre2-8-0", "libssl3", "libzstd1", "libcryptsetup12", "libfdisk1", "libp11-kit0",
+]
+# Not needed to boot and large: documentation, translations, shell completions, hwdb sources.
+SYSTEMD_SKIP = ("usr/share/doc", "usr/share/man", "usr/share/locale", "usr/share/bash-completion",
+                "usr/share/zsh", "usr/share/lintian", "lib/udev/hwdb.d", "usr/share/polkit-1")
+
+
+def ensure_systemd() -> Path:
+    """The unpacked packages (cached by package list: the first run downloads about 12 MB)."""
+    d = CACHE / "systemd" / sha(*SYSTEMD_PACKAGES, "v1")
+    root = d / "root"
+    if not (d / ".ok").exists():
+        log(f"fetching systemd, udev and {len(SYSTEMD_PACKAGES) - 4} libraries (cached in {d})")
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        subprocess.run(["apt-get", "download", "-q", *SYSTEMD_PACKAGES], cwd=d, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        debs = sorted(d.glob("*.deb"))
+        if len(debs) != len(SYSTEMD_PACKAGES):
+            raise LabError(f"apt-get download of the systemd packages left {len(debs)} of {len(SYSTEMD_PACKAGES)} .deb files")
+        for deb in debs:
+            subprocess.run(["dpkg", "-x", str(deb), str(root)], check=True)
+            deb.unlink()
+        for skip in SYSTEMD_SKIP:
+            shutil.rmtree(root / skip, ignore_errors=True)
+        (d / ".ok").write_text("\n".join(SYSTEMD_PACKAGES) + "\n")
+    return root
+
+
+def _is_elf(p: Path) -> bool:
+    try:
+        with open(p, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def systemd_cpio() -> Path:
+    root = ensure_systemd()
+    unit_dir = GUEST / "systemd"
+    inputs = sorted(unit_dir.iterdir())
+    key = sha((root.parent / ".ok").read_text(), *(f.name + file_sha(f) for f in inputs), "v1")
+
+    def build(c: Cpio) -> None:
+        c.tree("", root)
+        libdirs = [root / "lib/x86_64-linux-gnu", root / "usr/lib/x86_64-linux-gnu",
+                   root / "usr/lib/x86_64-linux-gnu/systemd"]
+        env = {**os.environ, "LD_LIBRARY_PATH": ":".join(str(x) for x in libdirs)}
+        host: set[str] = set()
+        for dirpath, _, filenames in os.walk(root):
+            for name in filenames:
+                f = Path(dirpath) / name
+                if f.is_symlink() or not _is_elf(f):
+                    continue
+                out = subprocess.run(["ldd", str(f)], capture_output=True, text=True, env=env).stdout
+                for line in out.splitlines():
+                    fl = line.split()
+                    if "not found" in line:
+                        raise LabError(f"{f.relative_to(root)} needs {fl[0]}, which no systemd package or host library provides")
+                    lib = fl[2] if len(fl) >= 3 and fl[1] == "=>" else (fl[0] if fl and fl[0].startswith("/") else "")
+                    if lib.startswith("/") and not lib.startswith(str(root)):
+                        host.add(lib)
+        for lib in sorted(host):
+            c.file(lib, Path(lib).resolve())
+        for f in inputs:
+            if f.suffix in (".service", ".target"):
+                c.file(f"lib/systemd/system/{f.name}", f, 0o644)
+            else:
+                c.file(f"lab/{f.name}", f, 0o755)
+        c.data("etc/os-release", b'PRETTY_NAME="svmm lab (Debian 12 packages)"\nNAME="svmm-lab"\nID=debian\n')
+        # An installed system, not a first boot: with no machine-id systemd runs `preset-all` and
+        # systemd-firstboot, which prompts on the console for a locale and waits forever.
+        c.data("etc/machine-id", b"5356_4d4d_6c61_6200_0000_0000_0000_0001".replace(b"_", b"") + b"\n", 0o444)
+        c.data("etc/hostname", b"svmm-lab\n")
+
+    return cached_cpio("systemd", key, build)
+
+
+def module_indexes_cpio(kernel: Kernel, mods: list[str], work: Path) -> Path:
+    """depmod's binary indexes (modules.alias.bin, modules.dep.bin, ...) for exactly the packed modules,
+    so udevd's kmod builtin (libkmod) can load a driver by modalias as it does on an installed system."""
+    key = sha(kernel.version, *mods, "v1")
+
+    def build(c: Cpio) -> None:
+        stage = work / "depmod"
+        md = stage / "lib" / "modules" / kernel.version
+        for m in mods:
+            (md / m).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(kernel.moddir / m, md / m)
+        for extra in ("modules.builtin", "modules.builtin.modinfo", "modules.order"):
+            if (kernel.moddir / extra).exists():
+                shutil.copyfile(kernel.moddir / extra, md / extra)
+        subprocess.run(["depmod", "-b", str(stage), kernel.version], check=True)
+        for f in sorted(md.glob("modules.*")):
+            c.file(f"lib/modules/{kernel.version}/{f.name}", f, 0o644)
+        shutil.rmtree(stage)
+
+    return cached_cpio("modidx", key, build)
+
+
+def install_cpio(stage: Path, work: Path) -> bytes:
+    """What `make -C Udev install DESTDIR=...` installs (binary, rules, helper, unit, sysusers.d, docs),
+    run on the host with the staged svmm, so the guest's files are the Makefile's, not the lab's."""
+    dest = work / "install-root"
+    shutil.rmtree(dest, ignore_errors=True)
+    p = subprocess.run(["make", "-s", "-C", str(REPO / "Udev"), "install", f"DESTDIR={dest}",
+                        f"SVMM_BIN={stage / 'usr/bin/svmm'}"], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise LabError(f"make -C Udev install failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+    c = Cpio()
+    # tree() keeps file modes but gives directories 0755: the state directory goes first, 0700 as installed.
+    if (dest / "var/lib/svmm").is_dir():
+        c.dir("var/lib/svmm", (dest / "var/lib/svmm").stat().st_mode & 0o7777)
+    c.tree("", dest)
+    out = c.bytes()
+    shutil.rmtree(dest)
+    return out
+
+
 # --------------------------------------------------------------------------- disks
 
 def make_usb_image(path: Path, size_mib: int = 8) -> None:
@@ -457,7 +586,7 @@ def make_nvme_image(path: Path, work: Path, size_mib: int = 32) -> None:
 
 # --------------------------------------------------------------------------- machine
 
-def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
+def machine_args(machine: str, run: Path, mem: int, reboot: bool = False) -> tuple[list[str], str]:
     """QEMU arguments for the standard machine (the desktop-gpu fixture's topology), its no-iommu
     variant, or hub-nic: standard, but the e1000e sits on QEMU hub 0 together with a second L1 NIC
     (e1000 at 0000:00:06.0), so traffic between them stays inside QEMU (passthrough scenarios);
@@ -467,8 +596,12 @@ def machine_args(machine: str, run: Path, mem: int) -> tuple[list[str], str]:
     hub = machine in ("hub-nic", "hub-e1000")
     iommu = machine != "no-iommu"
     a = ["-accel", "tcg", "-machine", "q35", "-m", str(mem), "-smp", "1",
-         "-display", "none", "-vga", "none", "-monitor", "none", "-nic", "none", "-no-reboot",
+         "-display", "none", "-vga", "none", "-monitor", "none", "-nic", "none",
          "-serial", "stdio", "-serial", f"file:{run / 'proto.log'}"]
+    # Without -no-reboot a guest reboot is a machine reset inside the same QEMU process: firmware runs
+    # again, QEMU loads the same -kernel/-initrd, and the disk images keep what the last boot wrote.
+    if not reboot:
+        a.append("-no-reboot")
     if iommu:
         a += ["-device", "intel-iommu,intremap=on,caching-mode=on"]
     a += [
@@ -512,6 +645,8 @@ class Scenario:
     needs: list[str] = dataclasses.field(default_factory=list)
     files: list[str] = dataclasses.field(default_factory=list)
     bins: list[str] = dataclasses.field(default_factory=list)
+    boots: int = 1                  # `# lab-boots: N`: the guest may reboot N-1 times (same QEMU, same disks)
+    early: str | None = None        # `# lab-early: FILE`: sourced by /init as PID 1 before it loads modules
 
     @property
     def host_check(self) -> Path | None:
@@ -550,9 +685,15 @@ def load_scenario(arg: str) -> Scenario:
                 raise LabError(f"{p.name}: lab-kind must be test or bench, got '{val}'")
         elif key == "bins":
             s.bins += val.split()
+        elif key == "boots":
+            if not val.isdigit() or not 1 <= int(val) <= 8:
+                raise LabError(f"{p.name}: lab-boots must be 1..8, got '{val}'")
+            s.boots = int(val)
+        elif key == "early":
+            s.early = val
         else:
             raise LabError(f"{p.name}: unknown header 'lab-{key}'")
-    unknown = set(s.needs) - {"l2"}
+    unknown = set(s.needs) - {"l2", "systemd"}
     if unknown:
         raise LabError(f"{p.name}: unknown lab-needs {sorted(unknown)}")
     return s
@@ -638,8 +779,13 @@ def scenario_cpio(s: Scenario, kernel: Kernel, verbose: bool, qemu_cmdline: str)
     c.data("lab/qemu-cmdline.txt", qemu_cmdline.encode())
     cfg = (f"LAB_SCENARIO='{s.name}'\nLAB_MACHINE='{s.machine}'\nLAB_TIMEOUT='{s.timeout}'\n"
            f"LAB_KVER='{kernel.version}'\nLAB_VERBOSE='{1 if verbose else 0}'\n"
-           f"LAB_NEEDS='{' '.join(s.needs)}'\n")
+           f"LAB_NEEDS='{' '.join(s.needs)}'\nLAB_BOOTS='{s.boots}'\n")
     c.data("lab/config", cfg.encode())
+    if s.early is not None:
+        src = (REPO / s.early).resolve()
+        if not src.is_file():
+            raise LabError(f"{s.path.name}: lab-early '{s.early}' is not a file in the repository")
+        c.file("lab/early.sh", src, 0o644)
     for f in s.files:
         src = (REPO / f).resolve()
         if not src.is_file():
@@ -689,9 +835,13 @@ class Lab:
         run = OUT / f"{s.name}-{stamp}-{os.getpid()}"
         artifacts = run / "artifacts"
         artifacts.mkdir(parents=True)
+        extra_parts: list[bytes] = []
+        if "systemd" in s.needs:
+            parts += [systemd_cpio(), module_indexes_cpio(kernel, mods, run)]
+            extra_parts.append(install_cpio(stage, run))
         initrd = run / "initrd.cpio"
         mem = 2048 if "l2" in s.needs else 1024
-        margs, append = machine_args(s.machine, run, mem)
+        margs, append = machine_args(s.machine, run, mem, reboot=s.boots > 1)
         if not self.verbose:
             append += " quiet"
         cmd = ["timeout", "-k", "5", str(s.timeout), "qemu-system-x86_64", *margs,
@@ -702,6 +852,8 @@ class Lab:
             for p in parts:
                 with open(p, "rb") as src:
                     shutil.copyfileobj(src, f)
+            for extra in extra_parts:
+                f.write(extra)
             f.write(scenario_cpio(s, kernel, self.verbose, cmdline))
         make_nvme_image(run / "nvme.img", run)
         make_usb_image(run / "usb.img")
@@ -709,6 +861,8 @@ class Lab:
               flush=True)
         t0 = time.monotonic()
         console_lines: list[str] = []
+        boots = 0
+        stopped = ""
         with open(run / "console.log", "w") as con:
             p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             assert p.stdout is not None
@@ -717,11 +871,23 @@ class Lab:
                 con.write(line + "\n")
                 console_lines.append(line)
                 print(f"  {s.name}| {line}" if self.prefix_console else line, flush=True)
+                # A machine that may reboot must not reboot forever: panic=-1 turns a panic into a reboot.
+                if s.boots > 1 and not stopped:
+                    if line.startswith("lab: init: up at"):
+                        boots += 1
+                        if boots > s.boots:
+                            stopped = f"the guest booted {boots} times, more than lab-boots: {s.boots}"
+                    elif "Kernel panic" in line:
+                        stopped = f"kernel panic: {line.strip()[:200]}"
+                    if stopped:
+                        p.terminate()   # SIGTERM: timeout(1) passes it on to QEMU (a SIGKILL would orphan QEMU)
             rc = p.wait()
         wall = time.monotonic() - t0
         proto = (run / "proto.log").read_text(errors="replace") if (run / "proto.log").exists() else ""
         results, status, began = parse_protocol(proto, artifacts)
-        if status is None:
+        if stopped:
+            results.append(Result(False, "guest", f"stopped: {stopped}"))
+        elif status is None:
             results.append(Result(False, "guest", self._why_unfinished(rc, s.timeout, began, console_lines)))
         elif status != 0:
             results.append(Result(False, "scenario-exit", f"the scenario script exited with status {status}"))

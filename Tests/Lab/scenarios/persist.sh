@@ -3,8 +3,8 @@
 # lab-machine: standard
 # lab-timeout: 240
 # lab-files: Udev/svmm-apply-override
-# What this covers and what it cannot: L1 has no udevd and the runner cannot reboot a guest, so
-# "the device appears" is a PCI remove + rescan, and udev is stood in for by busybox `uevent`
+# The hotplug path, with the default driver already loaded (a real reboot with udevd and systemd is
+# persist-reboot): "the device appears" is a PCI remove + rescan, and udev is stood in for by busybox `uevent`
 # running the match of Udev/61-svmm-persist.rules (ACTION=add, SUBSYSTEM=pci, a file in
 # /etc/svmm/persist.d) and then the real helper the rule RUNs. Truth is read from /sys.
 . /lab/lib.sh
