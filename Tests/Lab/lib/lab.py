@@ -297,7 +297,7 @@ def cached_cpio(kind: str, key: str, build) -> Path:
             old.unlink(missing_ok=True)
         c = Cpio()
         build(c)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")   # two runs in one tree must not share it
         tmp.write_bytes(c.bytes())
         tmp.rename(path)
     return path
