@@ -105,10 +105,10 @@ struct RunCommand: ParsableCommand {
         let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
         var usbBox: USBRun.Box?
         if !usbSpecs.isEmpty {
-            let (devices, redirects) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: "/run/svmm/usb-detach.journal"))
-            usbBox = USBRun.attach(devices, redirects: redirects, to: machine)
+            let (devices, providers) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
+            usbBox = USBRun.attach(devices, providers: providers, to: machine)
         }
-        defer { usbBox?.redirects.forEach { $0.close() } }
+        defer { usbBox?.shutdown() }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
         virtio.shutdown()
