@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMHost
+import SVMMUSBRedirect
 import SVMMVMM
 
 /// `svmm run --device ADDRESS` (functions already on vfio-pci) and the VM half of `svmm passthrough`.
@@ -21,13 +22,14 @@ struct PassthroughOptions: ParsableArguments {
 
     /// Runs the VM with `addresses`; returns svmm's exit status. Prints progress and the closing note
     /// on stderr (with `json`, the summary as JSON on stdout and the console on stderr).
-    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool) -> Int32 {
-        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot)
+    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, usb: [USBAttachmentSpec] = []) -> Int32 {
+        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, usb: usb)
     }
 
-    static func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String) -> Int32 {
+    static func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String,
+                      usb: [USBAttachmentSpec] = []) -> Int32 {
         let rom = romfile.map { path -> [UInt8] in (try? RunCommand.readFile(path, what: "ROM file")) ?? [] }
-        let vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json)
+        let vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json, usb: usb)
         let summary: PassthroughVM.Summary
         do {
             summary = try vm.run(progress: { RunCommand.note("svmm: \($0)") })

@@ -62,7 +62,8 @@ struct RunCommand: ParsableCommand {
         let initrdBytes = try initrd.map { try Self.readFile($0, what: "initrd") }
         if !passthrough.device.isEmpty {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
+            let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbSpecs))
         }
         let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
         throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))

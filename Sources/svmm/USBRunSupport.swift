@@ -8,13 +8,18 @@ import SVMMUSBRedirect
 import SVMMVMM
 import SVMMXHCI
 
-/// `svmm run --usb …`: an emulated xHCI at 00:05.0 with the requested devices on its root ports.
+/// `svmm run --usb …`: an emulated xHCI (00:05.0; 00:14.0 next to passthrough functions) with the
+/// requested devices on its root ports.
 /// The controller is touched only under `machine.devices` (vCPU MMIO exits, the completion pump,
 /// and the hotplug handler). Host devices follow hotplug: each has a kernel-uevent monitor whose fd
 /// is a dispatch read source on the pump queue (epoll underneath; nothing polls).
 enum USBRun {
     static let slot: UInt8 = 5
-    static let barAddress: UInt64 = 0xD000_0000
+    /// With `--device`: VFIO functions take slots 1, 2, …; the xHCI goes where Intel puts its own.
+    static let passthroughSlot: UInt8 = 0x14
+    /// Clear of the passthrough MMIO window (0xC000_0000–0xDFFF_FFFF, where VFIO BARs go), ECAM
+    /// (0xE000_0000, 1 MiB) and the virtio BAR window (0xE800_0000–0xEFFF_FFFF).
+    static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
 
     /// Holds the controller for closures that run on other threads; every use takes the machine's
@@ -80,7 +85,8 @@ enum USBRun {
 
     /// Builds the controller, plugs it into the machine and attaches `devices`. Returns the box
     /// (keep it alive for the VM's lifetime; `close()` gives redirected devices back).
-    static func attach(_ devices: [any USBBackendDevice], providers: [USBRedirectHotplugProvider], to machine: Machine) -> Box {
+    static func attach(_ devices: [any USBBackendDevice], providers: [USBRedirectHotplugProvider], to machine: Machine,
+                       slot: UInt8 = USBRun.slot) -> Box {
         let pump = DispatchQueue(label: "svmm.usb.completions")
         let holder = Holder()
         let queue = USBCompletionQueue {
