@@ -65,6 +65,7 @@ artifact /tmp/usb-l2.log svmm-l2-console.log
 check_eq svmm-exit-status "$rc" 0
 if _saw L2-BACK; then pass l2-saw-reconnect; else fail l2-saw-reconnect "$(grep -E '^L2-|svmm' /tmp/usb-l2.log | tail -n 4 | tr '\n' '|')"; fi
 check_eq l2-device-present-after-replug "$(grep -c '^L2-USB-AFTER .* 46f4:0001' /tmp/usb-l2.log)" 1
+lab_log "L2 read sector 0 after the replug in $(sed -n "s/^L2-READ-TRIES //p" /tmp/usb-l2.log | tr -d "\r") tries"
 check_eq l2-marker-after-replug "$(sed -n 's/^L2-SECTOR0-AFTER //p' /tmp/usb-l2.log | tr -d '\r')" "$want0"
 # L2's kernel logged the disconnect and a second SuperSpeed enumeration.
 check_eq l2-kernel-disconnect "$(grep -c '^L2-DMESG.*USB disconnect' /tmp/usb-l2.log)" 1

@@ -1,5 +1,5 @@
 #!/bin/sh
-# lab-description: svmm run --device (L1's e1000e on vfio-pci) together with --usb storage:IMAGE --usb keyboard; L2 binds e1000e and xhci_hcd, enumerates the emulated storage and reads its marker
+# lab-description: svmm run --device (e1000e) with --usb storage:IMAGE --usb keyboard: L2 binds both and reads the marker
 # lab-machine: standard
 # lab-needs: l2
 # lab-timeout: 500
