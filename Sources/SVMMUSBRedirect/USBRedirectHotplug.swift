@@ -2,8 +2,15 @@ import SVMMUSBHost
 import SVMMUdev
 import SVMMXHCI
 
-/// Decides, from kernel uevents on usb/usb_device, when the redirected device left and when the
-/// same identity came back (issue 7: follow hotplug without polling). Pure.
+/// Decides, from kernel uevents of the `usb` subsystem, when the redirected device left and when
+/// the same identity is back and ready (issue 7: follow hotplug without polling). Pure.
+///
+/// - Gone: `remove` of the usb_device (unplugged), or `remove` of one of its interfaces (the
+///   device was deauthorized or deconfigured: `echo 0 > authorized`; the usb_device stays).
+/// - Back: `bind` of the usb_device (a replug: the kernel sends it after every interface has been
+///   added and probed) or of one of its interfaces (reauthorized). `add` is too early: the
+///   interfaces, and their kernel drivers, do not exist yet, so a detach then would race the probe.
+///   A `bind` to usbfs is svmm's own claim and never counts.
 public struct USBHotplugMatcher: Sendable {
     public enum Decision: Equatable, Sendable {
         case connect(sysname: String)
@@ -20,26 +27,39 @@ public struct USBHotplugMatcher: Sendable {
         self.connected = connected
     }
 
-    /// `product` is the uevent's PRODUCT ("46f4/1/0": vid/pid/bcdDevice in hex).
-    public mutating func decide(action: String, sysname: String, product: String?) -> Decision {
+    /// `devtype` is usb_device or usb_interface; `sysname` is e.g. `1-1.2` or `1-1.2:1.0`;
+    /// `product` is the uevent's PRODUCT ("46f4/1/0": vid/pid/bcdDevice in hex, on both devtypes);
+    /// `driver` the uevent's DRIVER (on bind).
+    public mutating func decide(action: String, devtype: String?, sysname: String, product: String?, driver: String? = nil) -> Decision {
+        let device: String
+        switch devtype {
+        case "usb_device": device = sysname
+        case "usb_interface":
+            guard let colon = sysname.firstIndex(of: ":") else { return .ignore }
+            device = String(sysname[..<colon])
+        default: return .ignore
+        }
         switch action {
         case "remove":
-            guard sysname == connected else { return .ignore }
+            guard device == connected else { return .ignore }
             connected = nil
-            return .disconnect(sysname: sysname)
-        case "add":
-            guard connected == nil, matches(sysname: sysname, product: product) else { return .ignore }
-            connected = sysname
-            return .connect(sysname: sysname)
+            return .disconnect(sysname: device)
+        case "bind":
+            guard connected == nil, driver != "usbfs", matches(sysname: device, product: product) else { return .ignore }
+            connected = device
+            return .connect(sysname: device)
         default:
             return .ignore
         }
     }
 
+    /// The connect could not be completed (wrong serial, open failed): wait for the next one.
+    public mutating func connectFailed() { connected = nil }
+
     func matches(sysname: String, product: String?) -> Bool {
         switch selector {
         case .portPath(let bus, let ports):
-            return sysname == "\(bus)-" + ports.map(String.init).joined(separator: ".")
+            return sysname == USBHostDevice.portPath(bus: bus, ports: ports)
         case .vendorProduct(let vendor, let productID):
             let parts = (product ?? "").split(separator: "/")
             guard parts.count >= 2, let v = UInt16(parts[0], radix: 16), let p = UInt16(parts[1], radix: 16) else { return false }
@@ -50,29 +70,39 @@ public struct USBHotplugMatcher: Sendable {
     }
 }
 
-/// The redirect side of the backend seam: the devices `--usb` selected, kept in step with
-/// kernel uevents. `monitor` is created before the first device is opened, so no event is missed;
-/// the VMM waits on the monitor's fd and calls `takeHotplugEvents()` when it is readable.
+/// One `--usb` host device, kept in step with kernel uevents. The monitor is created before the
+/// device is looked up and opened, so no event between the two is missed. The owner waits on
+/// `monitorFileDescriptor` (epoll / a dispatch read source: no polling) and calls
+/// `takeHotplugEvents()` when it is readable, on the context that serializes the controller.
 public final class USBRedirectHotplugProvider: USBDeviceProvider {
     let context: USBContext
     let journal: (any USBDetachJournal)?
     let monitor: UdevMonitor
+    let serial: String?
     var matcher: USBHotplugMatcher
     public private(set) var current: USBRedirectDevice?
+    /// The name the guest's port knows the device by (stable across replugs of the same identity).
+    public private(set) var deviceName: String?
     public var log: (String) -> Void = { _ in }
 
-    public init(selector: USBDeviceSelector, context: USBContext, journal: (any USBDetachJournal)?) throws(USBRedirectError) {
+    public init(selector: USBDeviceSelector, serial: String?, context: USBContext, journal: (any USBDetachJournal)?) throws(USBRedirectError) {
         self.context = context
         self.journal = journal
+        self.serial = serial
         do {
-            monitor = try UdevMonitor(context: UdevContext(), source: .kernel, subsystem: "usb", devtype: "usb_device")
+            monitor = try UdevMonitor(context: UdevContext(), source: .kernel, subsystem: "usb")
         } catch {
             throw .host("cannot watch USB hotplug: \(error)")
         }
-        matcher = USBHotplugMatcher(selector: selector, connected: nil)
         do {
-            let device = try USBInventory.scan(context: context).unique(selector)
-            current = try USBRedirectDevice(opened: try context.open(device), journal: journal)
+            var matches = try USBInventory.scan(context: context).devices.filter { selector.matches($0) }
+            if let serial { matches = matches.filter { $0.serial == serial } }
+            guard matches.count == 1, let device = matches.first else {
+                throw USBRedirectError.host(matches.isEmpty ? "no USB device matches \(selector)" : "\(matches.count) devices match \(selector)")
+            }
+            let redirect = try USBRedirectDevice(opened: try context.open(device), journal: journal)
+            current = redirect
+            deviceName = redirect.name
             matcher = USBHotplugMatcher(selector: selector, connected: device.sysfsName ?? device.portPath)
         } catch let error as USBRedirectError {
             throw error
@@ -81,33 +111,59 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
         }
     }
 
+    public var monitorFileDescriptor: Int32 { monitor.fileDescriptor }
+
     public func initialDevices() -> [any USBBackendDevice] { current.map { [$0] } ?? [] }
 
+    /// Reads every queued uevent (never blocks) and turns the relevant ones into port events.
     public func takeHotplugEvents() -> [USBHotplugEvent] {
         var events: [USBHotplugEvent] = []
         while let uevent = try? monitor.next(timeout: .zero) {
-            switch matcher.decide(action: uevent.action ?? "", sysname: uevent.sysname, product: uevent.properties["PRODUCT"]) {
-            case .disconnect:
+            let decision = matcher.decide(action: uevent.action ?? "", devtype: uevent.devtype, sysname: uevent.sysname,
+                                          product: uevent.properties["PRODUCT"], driver: uevent.properties["DRIVER"] ?? uevent.driver)
+            switch decision {
+            case .disconnect(let sysname):
                 if let gone = current {
+                    log("usb redirect: \(sysname) is gone; disconnecting \(gone.name) from the guest")
                     gone.close()
                     events.append(.disconnect(name: gone.name))
                     current = nil
                 }
             case .connect(let sysname):
-                do {
-                    guard let device = try USBInventory.scan(context: context).devices.first(where: { $0.sysfsName == sysname }) else {
-                        continue
-                    }
-                    let redirect = try USBRedirectDevice(opened: try context.open(device), journal: journal)
+                if let redirect = reconnect(sysname: sysname) {
+                    log("usb redirect: \(sysname) is back; reconnecting \(redirect.name)")
                     current = redirect
+                    deviceName = redirect.name
                     events.append(.connect(redirect))
-                } catch {
-                    log("usb redirect: replugged \(sysname) but cannot redirect it: \(error)")
+                } else {
+                    matcher.connectFailed()
                 }
             case .ignore:
                 continue
             }
         }
         return events
+    }
+
+    func reconnect(sysname: String) -> USBRedirectDevice? {
+        do {
+            guard let device = try USBInventory.scan(context: context).devices.first(where: { $0.sysfsName == sysname }) else {
+                log("usb redirect: \(sysname) came back but libusb does not list it")
+                return nil
+            }
+            if let serial, device.serial != serial {
+                log("usb redirect: \(sysname) came back with serial \(device.serial ?? "none"), not \(serial); not redirected")
+                return nil
+            }
+            return try USBRedirectDevice(opened: try context.open(device), journal: journal)
+        } catch {
+            log("usb redirect: replugged \(sysname) but cannot redirect it: \(error)")
+            return nil
+        }
+    }
+
+    /// Gives the device now redirected back to the host (exit).
+    public func close() {
+        current?.close()
     }
 }

@@ -52,6 +52,10 @@ public final class UdevMonitor {
         udev_monitor_unref(handle)
     }
 
+    /// The netlink socket (non-blocking): readable when an event is queued. For an event loop
+    /// (epoll, a dispatch read source) that then calls `next(timeout: .zero)`.
+    public var fileDescriptor: Int32 { udev_monitor_get_fd(handle) }
+
     /// The next event that matches this monitor's filter, or nil once
     /// `timeout` has passed without one. Never blocks longer than `timeout`.
     public func next(timeout: Duration) throws(UdevError) -> UdevDevice? {

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMHost
+import SVMMUSBRedirect
 import SVMMVFIO
 import SVMMVMM
 
@@ -29,15 +30,16 @@ struct PassthroughOptions: ParsableArguments {
 
     /// Runs the VM with `addresses`; returns svmm's exit status. Prints progress and the closing note
     /// on stderr (with `json`, the summary as JSON on stdout and the console on stderr).
-    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool) -> Int32 {
-        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, backend: vfioBackend)
+    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, usb: [USBAttachmentSpec] = []) -> Int32 {
+        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, backend: vfioBackend, usb: usb)
     }
 
     static func runVM(
-        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String, backend: VFIOBackend.Request
+        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String, backend: VFIOBackend.Request,
+        usb: [USBAttachmentSpec] = []
     ) -> Int32 {
         let rom = romfile.map { path -> [UInt8] in (try? RunCommand.readFile(path, what: "ROM file")) ?? [] }
-        var vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json)
+        var vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json, usb: usb)
         vm.backendRequest = backend
         let summary: PassthroughVM.Summary
         do {

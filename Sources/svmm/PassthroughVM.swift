@@ -3,6 +3,7 @@ import Glibc
 #endif
 import SVMMDevices
 import SVMMHost
+import SVMMUSBRedirect
 import SVMMVFIO
 import SVMMVFIOPCI
 import SVMMVMM
@@ -47,6 +48,8 @@ struct PassthroughVM {
     let rootPath: String
     let romFile: [UInt8]?
     let consoleToStderr: Bool
+    /// `--usb` devices for an emulated xHCI next to the passthrough functions.
+    var usb: [USBAttachmentSpec] = []
     var backendRequest: VFIOBackend.Request = .auto
 
     var devRoot: String { rootPath == "/" ? "/dev" : rootPath + "/dev" }
@@ -247,9 +250,15 @@ struct PassthroughVM {
             throw abandon(.setup(error.description + (error.fix.map { "; fix: \($0)" } ?? "")))
         }
 
-        // 6. Run.
+        // 6. USB (its BAR is outside the passthrough window), then run.
+        var usbBox: USBRun.Box?
+        if !usb.isEmpty {
+            let (usbDevices, providers) = USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
+            usbBox = USBRun.attach(usbDevices, providers: providers, to: machine, slot: USBRun.passthroughSlot)
+        }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        usbBox?.shutdown()
         // From here on SIGINT/SIGTERM must not interrupt the reset and restore (and the handler's
         // target, the vCPU's run page, is no longer of use).
         signal(SIGINT, SIG_IGN)

@@ -62,7 +62,8 @@ struct RunCommand: ParsableCommand {
         let initrdBytes = try initrd.map { try Self.readFile($0, what: "initrd") }
         if !passthrough.device.isEmpty {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false))
+            let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbSpecs))
         }
         let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
         throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))
@@ -105,10 +106,10 @@ struct RunCommand: ParsableCommand {
         let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
         var usbBox: USBRun.Box?
         if !usbSpecs.isEmpty {
-            let (devices, redirects) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: "/run/svmm/usb-detach.journal"))
-            usbBox = USBRun.attach(devices, redirects: redirects, to: machine)
+            let (devices, providers) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
+            usbBox = USBRun.attach(devices, providers: providers, to: machine)
         }
-        defer { usbBox?.redirects.forEach { $0.close() } }
+        defer { usbBox?.shutdown() }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
         virtio.shutdown()

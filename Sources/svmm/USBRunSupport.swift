@@ -8,24 +8,44 @@ import SVMMUSBRedirect
 import SVMMVMM
 import SVMMXHCI
 
-/// `svmm run --usb …`: an emulated xHCI at 00:05.0 with the requested devices on its root ports.
-/// The controller is touched only under `machine.devices` (vCPU MMIO exits and the completion pump).
+/// `svmm run --usb …`: an emulated xHCI (00:05.0; 00:14.0 next to passthrough functions) with the
+/// requested devices on its root ports.
+/// The controller is touched only under `machine.devices` (vCPU MMIO exits, the completion pump,
+/// and the hotplug handler). Host devices follow hotplug: each has a kernel-uevent monitor whose fd
+/// is a dispatch read source on the pump queue (epoll underneath; nothing polls).
 enum USBRun {
     static let slot: UInt8 = 5
-    static let barAddress: UInt64 = 0xD000_0000
+    /// With `--device`: VFIO functions take slots 1, 2, …; the xHCI goes where Intel puts its own.
+    static let passthroughSlot: UInt8 = 0x14
+    /// Clear of the passthrough MMIO window (0xC000_0000–0xDFFF_FFFF, where VFIO BARs go), ECAM
+    /// (0xE000_0000, 1 MiB) and the virtio BAR window (0xE800_0000–0xEFFF_FFFF).
+    static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
 
     /// Holds the controller for closures that run on other threads; every use takes the machine's
     /// device lock first, which is what serializes the controller.
     final class Box: @unchecked Sendable {
         let function: XHCIPCIFunction
-        var redirects: [USBRedirectDevice] = []
-        init(function: XHCIPCIFunction) { self.function = function }
+        let pump: DispatchQueue
+        var providers: [USBRedirectHotplugProvider] = []
+        var sources: [any DispatchSourceRead] = []
+        init(function: XHCIPCIFunction, pump: DispatchQueue) {
+            self.function = function
+            self.pump = pump
+        }
+
+        /// Stops following hotplug, waits out a handler that is running, then gives every
+        /// redirected device back to its kernel drivers.
+        func shutdown() {
+            for source in sources { source.cancel() }
+            pump.sync {}
+            for provider in providers { provider.close() }
+        }
     }
 
-    static func devices(for specs: [USBAttachmentSpec], journal: USBDetachJournalFile) -> ([any USBBackendDevice], [USBRedirectDevice]) {
+    static func devices(for specs: [USBAttachmentSpec], journal: USBDetachJournalFile) -> ([any USBBackendDevice], [USBRedirectHotplugProvider]) {
         var devices: [any USBBackendDevice] = []
-        var redirects: [USBRedirectDevice] = []
+        var providers: [USBRedirectHotplugProvider] = []
         mkdir("/run/svmm", 0o755)
         var context: USBContext?
         for spec in specs {
@@ -43,15 +63,11 @@ enum USBRun {
                 do {
                     if context == nil { context = try USBContext() }
                     guard let context else { continue }
-                    var matches = try USBInventory.scan(context: context).devices.filter { selector.matches($0) }
-                    if let serial { matches = matches.filter { $0.serial == serial } }
-                    guard matches.count == 1, let device = matches.first else {
-                        throw USBRedirectError.host(matches.isEmpty ? "no USB device matches \(selector)" : "\(matches.count) devices match \(selector)")
-                    }
-                    let redirect = try USBRedirectDevice(opened: try context.open(device), journal: journal)
-                    for warning in redirect.warnings { RunCommand.note("svmm: warning: \(warning)") }
-                    redirects.append(redirect)
-                    devices.append(redirect)
+                    let provider = try USBRedirectHotplugProvider(selector: selector, serial: serial, context: context, journal: journal)
+                    provider.log = { RunCommand.note("svmm: \($0)") }
+                    for warning in provider.current?.warnings ?? [] { RunCommand.note("svmm: warning: \(warning)") }
+                    providers.append(provider)
+                    devices += provider.initialDevices()
                 } catch {
                     guard let fallback else { RunCommand.fail("--usb \(selector): \(error)") }
                     RunCommand.note("svmm: --usb \(selector) cannot be redirected (\(error)); using the emulated storage \(fallback.image) instead")
@@ -64,12 +80,13 @@ enum USBRun {
                 }
             }
         }
-        return (devices, redirects)
+        return (devices, providers)
     }
 
     /// Builds the controller, plugs it into the machine and attaches `devices`. Returns the box
     /// (keep it alive for the VM's lifetime; `close()` gives redirected devices back).
-    static func attach(_ devices: [any USBBackendDevice], redirects: [USBRedirectDevice], to machine: Machine) -> Box {
+    static func attach(_ devices: [any USBBackendDevice], providers: [USBRedirectHotplugProvider], to machine: Machine,
+                       slot: UInt8 = USBRun.slot) -> Box {
         let pump = DispatchQueue(label: "svmm.usb.completions")
         let holder = Holder()
         let queue = USBCompletionQueue {
@@ -90,8 +107,8 @@ enum USBRun {
         }
         function.config.setBARAddress(index: 0, address: barAddress)
         function.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: intxGSI)
-        let box = Box(function: function)
-        box.redirects = redirects
+        let box = Box(function: function, pump: pump)
+        box.providers = providers
         holder.box = box
         let failure: String? = machine.withDevices { (set: inout DeviceSet) -> String? in
             do {
@@ -107,6 +124,16 @@ enum USBRun {
             return nil
         }
         if let failure { RunCommand.fail("xHCI: \(failure)") }
+        for provider in providers {
+            let source = DispatchSource.makeReadSource(fileDescriptor: provider.monitorFileDescriptor, queue: pump)
+            source.setEventHandler {
+                machine.withDevices { _ in
+                    for event in provider.takeHotplugEvents() { box.function.controller.apply(event) }
+                }
+            }
+            source.resume()
+            box.sources.append(source)
+        }
         return box
     }
 

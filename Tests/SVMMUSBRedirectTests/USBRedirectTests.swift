@@ -81,27 +81,50 @@ import SVMMUSBHost
 @Suite struct USBHotplugMatcherTests {
     @Test func portPathSelectorFollowsTheSamePortOnly() throws {
         var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1-1.2"), connected: "1-1.2")
-        #expect(m.decide(action: "remove", sysname: "1-1.3", product: nil) == .ignore)
-        #expect(m.decide(action: "remove", sysname: "1-1.2", product: nil) == .disconnect(sysname: "1-1.2"))
-        #expect(m.decide(action: "add", sysname: "1-1.3", product: "46f4/1/0") == .ignore)
-        #expect(m.decide(action: "bind", sysname: "1-1.2", product: nil) == .ignore)
-        #expect(m.decide(action: "add", sysname: "1-1.2", product: "1234/5678/100") == .connect(sysname: "1-1.2"))
-        #expect(m.decide(action: "add", sysname: "1-1.2", product: "1234/5678/100") == .ignore)  // already connected
+        #expect(m.decide(action: "remove", devtype: "usb_device", sysname: "1-1.3", product: nil) == .ignore)
+        #expect(m.decide(action: "remove", devtype: "usb_device", sysname: "1-1.2", product: nil) == .disconnect(sysname: "1-1.2"))
+        #expect(m.connected == nil)
+        // A replug: add (too early: no interfaces yet), then the interfaces bind, then the device.
+        #expect(m.decide(action: "add", devtype: "usb_device", sysname: "1-1.2", product: "1234/5678/100") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-1.3:1.0", product: "46f4/1/0", driver: "usb-storage") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-1.2:1.0", product: "1234/5678/100", driver: "usb-storage")
+                == .connect(sysname: "1-1.2"))
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "1-1.2", product: "1234/5678/100", driver: "usb") == .ignore)  // already connected
+        #expect(m.connected == "1-1.2")
+    }
+
+    @Test func deauthorizingDisconnectsAndReauthorizingReconnects() throws {
+        // echo 0 > authorized removes the interfaces only; echo 1 adds and binds them again.
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "46f4:0001"), connected: "1-3")
+        // svmm's own detach and claim: unbind, then bind to usbfs. Never a hotplug.
+        #expect(m.decide(action: "unbind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: nil) == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usbfs") == .ignore)
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .disconnect(sysname: "1-3"))
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.1", product: "46f4/1/0") == .ignore)  // once
+        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usbfs") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usb-storage")
+                == .connect(sysname: "1-3"))
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "garbage", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "remove", devtype: "usb_hub", sysname: "1-3", product: "46f4/1/0") == .ignore)
     }
 
     @Test func vendorProductSelectorFollowsTheIdentityToAnotherPort() throws {
         var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "46f4:0001"), connected: "2-3")
-        #expect(m.decide(action: "remove", sysname: "2-3", product: "46f4/1/0") == .disconnect(sysname: "2-3"))
-        #expect(m.decide(action: "add", sysname: "2-4", product: "627/1/0") == .ignore)
-        #expect(m.decide(action: "add", sysname: "2-4", product: "garbage") == .ignore)
-        #expect(m.decide(action: "add", sysname: "2-4", product: "46f4/1/0") == .connect(sysname: "2-4"))
+        #expect(m.decide(action: "remove", devtype: "usb_device", sysname: "2-3", product: "46f4/1/0") == .disconnect(sysname: "2-3"))
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "2-4", product: "627/1/0") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "2-4", product: "garbage") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "2-4", product: "46f4/1/0") == .connect(sysname: "2-4"))
         #expect(m.connected == "2-4")
+        // The provider could not open it (or its serial differs): the next bind may try again.
+        m.connectFailed()
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "2-4", product: "46f4/1/0") == .connect(sysname: "2-4"))
     }
 
     @Test func busAddressSelectorNeverReconnects() throws {
         var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1:4"), connected: "1-1")
-        #expect(m.decide(action: "remove", sysname: "1-1", product: nil) == .disconnect(sysname: "1-1"))
-        #expect(m.decide(action: "add", sysname: "1-1", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "remove", devtype: "usb_device", sysname: "1-1", product: nil) == .disconnect(sysname: "1-1"))
+        #expect(m.decide(action: "bind", devtype: "usb_device", sysname: "1-1", product: "46f4/1/0") == .ignore)
     }
 }
 

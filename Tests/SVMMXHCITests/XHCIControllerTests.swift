@@ -74,6 +74,47 @@ import Testing
         #expect(events.count == 1 && g.portsc(port) & XHCIRegisters.portCurrentConnect != 0)
     }
 
+    /// What `svmm run --usb` does when L1 unplugs and replugs the redirected device: the provider
+    /// closes the old backend and hands a new one with the same name. The guest's old slot must not
+    /// reach the new device; the new one enumerates like a fresh plug.
+    @Test func unplugUnbindsTheSlotAndAReplugEnumeratesAfresh() throws {
+        let g = try GuestDriver()
+        try g.start()
+        let getDescriptor = USBSetupPacket(requestType: 0x80, request: 6, value: 0x0100, index: 0, length: 18)
+        let first = ScriptedDevice(name: "host 46f4:0001 at 1-1")
+        let port = try #require(g.controller.attach(first))
+        g.writePortsc(port, XHCIRegisters.portPower | XHCIRegisters.portConnectChange)
+        _ = g.events()
+        let slot = try g.enumerateToAddressed(port: port, speed: 3, maxPacket: 64)
+        #expect(GuestDriver.code(try g.control(slot: slot, getDescriptor).last) == .success)
+        #expect(first.requests.count == 1)
+
+        g.controller.apply(.disconnect(name: first.name))
+        var events = g.events()
+        #expect(events.count == 1 && events.first?.type == .portStatusChangeEvent)
+        #expect(events.first.map { Int($0.parameter >> 24) } == port)
+        var sc = g.portsc(port)
+        #expect(sc & XHCIRegisters.portCurrentConnect == 0 && sc & XHCIRegisters.portConnectChange != 0)
+        #expect(sc & XHCIRegisters.portEnabled == 0)
+        g.writePortsc(port, XHCIRegisters.portPower | XHCIRegisters.portConnectChange)
+
+        // The same identity comes back, as a new backend object under the same name, before the
+        // guest has disabled its old slot.
+        let second = ScriptedDevice(name: first.name)
+        #expect(g.controller.attach(second) == port)
+        events = g.events()
+        #expect(events.count == 1 && events.first.map { Int($0.parameter >> 24) } == port)
+        sc = g.portsc(port)
+        #expect(sc & XHCIRegisters.portCurrentConnect != 0 && sc & XHCIRegisters.portConnectChange != 0)
+        // The old slot reaches neither device.
+        #expect(GuestDriver.code(try g.control(slot: slot, getDescriptor).last) == .usbTransactionError)
+        #expect(first.requests.count == 1 && second.requests.isEmpty)
+        #expect(GuestDriver.code(try g.command(g.commandTRB(.disableSlot, slot: slot))) == .success)
+        let again = try g.enumerateToAddressed(port: port, speed: 3, maxPacket: 64)
+        #expect(GuestDriver.code(try g.control(slot: again, getDescriptor).last) == .success)
+        #expect(second.requests.count == 1 && first.requests.count == 1)
+    }
+
     @Test func commandRingNoOpAndCommandRingStop() throws {
         let g = try GuestDriver()
         try g.start()

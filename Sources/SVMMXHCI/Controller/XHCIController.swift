@@ -79,9 +79,12 @@ public final class XHCIController: BusDevice {
         return index + 1
     }
 
-    /// Disconnects whatever is on `port` (1-based).
+    /// Disconnects whatever is on `port` (1-based). Slots addressed through the port lose their
+    /// device at once (their transfers end in USB Transaction Error until the guest disables them),
+    /// so a device plugged in later on the same port is reached only through a new Address Device.
     public func detach(port: Int) {
         guard port >= 1, port <= ports.count, ports[port - 1].device != nil else { return }
+        for s in slots.indices where slots[s].enabled && slots[s].port == port { slots[s].port = 0 }
         if ports[port - 1].disconnect() { portChanged(port - 1) }
     }
 
