@@ -120,7 +120,7 @@ struct PassthroughVM {
                 do { try group.unsetContainer() } catch { progress("group \(group.id): \(error)") }
             }
         }
-        let platform = KVMVFIOPlatform(vm: machine.vm, firstSlot: UInt32(machine.memory.regions.count))
+        let platform = KVMVFIOPlatform(router: machine.interruptRouter, firstSlot: UInt32(machine.memory.regions.count))
         let mmioWindow = PCIBARWindow<MMIOAddress>(base: Self.mmioWindowBase, length: Self.mmioWindowLength)
         let pioWindow = PCIBARWindow<PIOAddress>(base: Self.pioWindowBase, length: Self.pioWindowLength)
         var functions: [VFIOPCIFunction] = []
