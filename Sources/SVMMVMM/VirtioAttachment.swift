@@ -65,6 +65,8 @@ public struct VirtioAttachment {
     private var windowRegistered = false
     private var nextSlot = firstSlot
     public private(set) var attached: [VirtioPCIDevice] = []
+    /// Where each attached function sits on the guest's bus 0 (same order as `attached`).
+    public private(set) var addresses: [PCIFunctionAddress] = []
     private(set) var interrupts: [KVMVirtioInterrupts] = []
 
     public init() {}
@@ -117,6 +119,7 @@ public struct VirtioAttachment {
         transport.setBARListener { old, new in mover.move(from: old, to: new) }
         nextSlot += 1
         attached.append(transport)
+        addresses.append(slot)
         interrupts.append(delivery)
     }
 

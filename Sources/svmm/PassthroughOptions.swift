@@ -21,13 +21,16 @@ struct PassthroughOptions: ParsableArguments {
 
     /// Runs the VM with `addresses`; returns svmm's exit status. Prints progress and the closing note
     /// on stderr (with `json`, the summary as JSON on stdout and the console on stderr).
-    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool) -> Int32 {
-        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot)
+    func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, disk: String? = nil, net: String? = nil) -> Int32 {
+        Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, disk: disk, net: net)
     }
 
-    static func runVM(addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String) -> Int32 {
+    /// `disk`/`net`: virtio devices the guest gets next to the passed-through functions.
+    static func runVM(
+        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String, disk: String? = nil, net: String? = nil
+    ) -> Int32 {
         let rom = romfile.map { path -> [UInt8] in (try? RunCommand.readFile(path, what: "ROM file")) ?? [] }
-        let vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json)
+        let vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json, disk: disk, net: net)
         let summary: PassthroughVM.Summary
         do {
             summary = try vm.run(progress: { RunCommand.note("svmm: \($0)") })
