@@ -41,7 +41,7 @@ public final class VirtioBlock: VirtioDevice {
         public static let unsupported: UInt8 = 2
     }
 
-    /// The most bytes one request may move (bounds the bounce buffer; Linux's default max_sectors is far below).
+    /// The most bytes one request may move (Linux's default max_sectors is far below).
     public static let maximumRequestBytes: UInt64 = 1 << 22
 
     public init(image: RawDiskImage, serial: String = "svmm-virtio-blk", queueSize: UInt16 = 256) {
@@ -116,8 +116,8 @@ public final class VirtioBlock: VirtioDevice {
         if previous != nil, counters.requests.load(ordering: .relaxed) > 0 { logger.info("\(statistics)") }
     }
 
-    /// What the worker did so far: requests, bytes, and the time spent reading the image, copying
-    /// to and from guest RAM, and in whole requests (nanoseconds, CLOCK_MONOTONIC).
+    /// What the worker did so far: requests, batches, bytes, interrupts, and its time in whole
+    /// requests and in image I/O (CLOCK_MONOTONIC).
     public var statistics: String { counters.summary }
 
     // MARK: Requests
@@ -171,52 +171,26 @@ public final class VirtioBlock: VirtioDevice {
         return (sector * RawDiskImage.sectorSize, length)
     }
 
-    /// The old bounce-buffer path (a fresh array per request, pread into it, a checked copy into
-    /// guest RAM), kept only to measure it against the direct path in the lab benchmark.
-    static let bounce = getenv("SVMM_VIRTIO_BLK_BOUNCE") != nil
-
+    /// Straight from the image into the request's guest buffers: one preadv, no bounce copy.
     private func transferIn(sector: UInt64, length: UInt64, to data: ChainData) throws(GuestMemoryError) -> UInt8 {
         guard let range = byteRange(sector: sector, length: length) else { return Status.ioError }
-        if !Self.bounce {
-            // Straight from the image into the request's guest buffers: one preadv, no bounce copy.
-            let start = BlockCounters.now()
-            let result = try data.memory.withHostBuffers(data.pieces(offset: 0, count: range.length)) { buffers in
-                Result { () throws(Errno) in try image.read(into: buffers, at: range.offset) }
-            }
-            counters.add(allocate: 0, image: BlockCounters.now() &- start, guest: 0, bytes: range.length)
-            return (try? result.get()) != nil ? Status.ok : Status.ioError
+        let start = BlockCounters.now()
+        let result = try data.memory.withHostBuffers(data.pieces(offset: 0, count: range.length)) { buffers in
+            Result { () throws(Errno) in try image.read(into: buffers, at: range.offset) }
         }
-        let t0 = BlockCounters.now()
-        var bounce = [UInt8](repeating: 0, count: Int(range.length))
-        let t1 = BlockCounters.now()
-        // SAFETY: `bounce` has exactly range.length bytes; the view lives only for the pread.
-        let failed = bounce.withUnsafeMutableBytes { buffer in (try? image.read(into: buffer, at: range.offset)) == nil }
-        let t2 = BlockCounters.now()
-        if failed { return Status.ioError }
-        try data.write(bounce, offset: 0)
-        let t3 = BlockCounters.now()
-        counters.add(allocate: t1 &- t0, image: t2 &- t1, guest: t3 &- t2, bytes: range.length)
-        return Status.ok
+        counters.add(image: BlockCounters.now() &- start, bytes: range.length)
+        return (try? result.get()) != nil ? Status.ok : Status.ioError
     }
 
+    /// Straight from the request's guest buffers into the image: one pwritev.
     private func transferOut(sector: UInt64, length: UInt64, from data: ChainData) throws(GuestMemoryError) -> UInt8 {
         guard let range = byteRange(sector: sector, length: length) else { return Status.ioError }
-        if !Self.bounce {
-            // Straight from the request's guest buffers into the image: one pwritev.
-            let start = BlockCounters.now()
-            let result = try data.memory.withHostBuffers(data.pieces(offset: Request.headerLength, count: range.length)) { buffers in
-                Result { () throws(Errno) in try image.write(buffers.map { UnsafeRawBufferPointer($0) }, at: range.offset) }
-            }
-            counters.add(allocate: 0, image: BlockCounters.now() &- start, guest: 0, bytes: range.length)
-            return (try? result.get()) != nil ? Status.ok : Status.ioError
+        let start = BlockCounters.now()
+        let result = try data.memory.withHostBuffers(data.pieces(offset: Request.headerLength, count: range.length)) { buffers in
+            Result { () throws(Errno) in try image.write(buffers.map { UnsafeRawBufferPointer($0) }, at: range.offset) }
         }
-        let t0 = BlockCounters.now()
-        let bytes = try data.read(offset: Request.headerLength, count: Int(range.length))
-        let t1 = BlockCounters.now()
-        // SAFETY: the view of `bytes` lives only for the pwrite.
-        let failed = bytes.withUnsafeBytes { buffer in (try? image.write(buffer, at: range.offset)) == nil }
-        counters.add(allocate: 0, image: BlockCounters.now() &- t1, guest: t1 &- t0, bytes: range.length)
-        return failed ? Status.ioError : Status.ok
+        counters.add(image: BlockCounters.now() &- start, bytes: range.length)
+        return (try? result.get()) != nil ? Status.ok : Status.ioError
     }
 }
 
@@ -298,9 +272,7 @@ final class BlockCounters: Sendable {
     let segments = Atomic<Int>(0)
     let bytes = Atomic<UInt64>(0)
     let requestNanoseconds = Atomic<UInt64>(0)
-    let allocateNanoseconds = Atomic<UInt64>(0)
     let imageNanoseconds = Atomic<UInt64>(0)
-    let guestNanoseconds = Atomic<UInt64>(0)
 
     static func now() -> UInt64 {
         var time = timespec()
@@ -309,10 +281,8 @@ final class BlockCounters: Sendable {
         return UInt64(max(0, time.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, time.tv_nsec))
     }
 
-    func add(allocate: UInt64, image: UInt64, guest: UInt64, bytes count: UInt64) {
-        allocateNanoseconds.add(allocate, ordering: .relaxed)
+    func add(image: UInt64, bytes count: UInt64) {
         imageNanoseconds.add(image, ordering: .relaxed)
-        guestNanoseconds.add(guest, ordering: .relaxed)
         bytes.add(count, ordering: .relaxed)
     }
 
@@ -335,7 +305,6 @@ final class BlockCounters: Sendable {
         return "virtio-blk worker: \(count) requests in \(batches.load(ordering: .relaxed)) batches, "
             + "\(bytes.load(ordering: .relaxed) >> 10) KiB, \(segments.load(ordering: .relaxed)) descriptors, "
             + "\(interrupts.load(ordering: .relaxed)) interrupts; time in requests \(ms(requestNanoseconds)) "
-            + "(buffer allocation \(ms(allocateNanoseconds)), image I/O \(ms(imageNanoseconds)), guest RAM copies \(ms(guestNanoseconds)); "
-            + (VirtioBlock.bounce ? "bounce buffers)" : "direct preadv/pwritev)")
+            + "(of which image I/O straight to/from guest RAM \(ms(imageNanoseconds)))"
     }
 }
