@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "SVMMDevicesTests", dependencies: ["SVMMDevices"], swiftSettings: swiftSettings),
         // Tiny guests (assembled from Tests/SVMMVMMTests/Guests at test time) run on /dev/kvm where it is usable.
         .testTarget(
-            name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem"],
+            name: "SVMMVMMTests", dependencies: ["SVMMVMM", "SVMMKVM", "SVMMDevices", "SVMMGuestMemory", "SVMMSystem", "SVMMVFIOPCI"],
             exclude: ["Guests"], swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -66,7 +66,8 @@ public final class GuestRegion: Sendable {
 }
 
 /// Guest RAM: a sorted set of non-overlapping regions. It never hands out references into guest
-/// memory: every access is a bounds-checked copy, and a range that crosses from one region into the
+/// memory (apart from `withHostBuffers`' checked views scoped to one I/O call): every access is a
+/// bounds-checked copy, and a range that crosses from one region into the
 /// next is split here, centrally, so no caller has to care where regions end. A range that touches
 /// any unbacked byte fails as a whole before anything is written.
 ///
@@ -168,6 +169,27 @@ public final class GuestMemory: Sendable {
         let result = withUnsafeMutableBytes(of: &value) { buffer in Result { () throws(GuestMemoryError) in try read(into: buffer, at: address) } }
         try result.get()
         return T(littleEndian: value)
+    }
+
+    /// Calls `body` with host views of `ranges` of guest memory, for one vectored system call that
+    /// moves device data straight between a file and guest RAM (virtio-blk's preadv/pwritev, as
+    /// QEMU does, instead of a bounce buffer and a second copy). The one exception to "copies
+    /// only": every range is checked first (all or nothing, `notBacked` otherwise) and split where
+    /// regions end; the views are valid only inside `body` and must not escape it. The guest may
+    /// change those bytes at any moment, so `body` only moves them and never interprets them.
+    public func withHostBuffers<R>(
+        _ ranges: [(address: UInt64, length: UInt64)], _ body: ([UnsafeMutableRawBufferPointer]) -> R
+    ) throws(GuestMemoryError) -> R {
+        var buffers: [UnsafeMutableRawBufferPointer] = []
+        buffers.reserveCapacity(ranges.count)
+        for range in ranges {
+            try forEachPiece(range.address, range.length) { region, offset, _, length in
+                // SAFETY: forEachPiece checked offset + length <= region.size; the mapping lives as
+                // long as `region`, which `self` keeps alive past `body`.
+                if let start = region.pointer(at: offset) { buffers.append(UnsafeMutableRawBufferPointer(start: start, count: length)) }
+            }
+        }
+        return withExtendedLifetime(self) { body(buffers) }
     }
 
     /// Zeroes `[address, address + length)`.

@@ -76,6 +76,17 @@ public struct FileDescriptor: ~Copyable, Sendable {
         try retryingOnInterrupt { system_pwrite(rawValue, buffer, offset) }
     }
 
+    /// preadv(2): fills `buffers` in order from `offset`; returns the bytes read (short at end of
+    /// file). At most `systemMaximumIOVectors` buffers.
+    public func read(into buffers: [UnsafeMutableRawBufferPointer], at offset: Int64) throws(Errno) -> Int {
+        try retryingOnInterrupt { system_preadv(rawValue, buffers, offset) }
+    }
+
+    /// pwritev(2): writes `buffers` in order at `offset`; returns the bytes written.
+    public func write(_ buffers: [UnsafeRawBufferPointer], at offset: Int64) throws(Errno) -> Int {
+        try retryingOnInterrupt { system_pwritev(rawValue, buffers, offset) }
+    }
+
     /// Reads up to `count` bytes at `offset` into a new array (shorter at end of file).
     public func read(count: Int, at offset: Int64) throws(Errno) -> [UInt8] {
         guard count >= 0 else { throw Errno.invalidArgument }

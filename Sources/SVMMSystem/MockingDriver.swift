@@ -13,6 +13,8 @@ enum MockedSyscall {
     case write(fd: Int32, buffer: UnsafeRawBufferPointer)
     case pread(fd: Int32, buffer: UnsafeMutableRawBufferPointer, offset: Int64)
     case pwrite(fd: Int32, buffer: UnsafeRawBufferPointer, offset: Int64)
+    case preadv(fd: Int32, buffers: [UnsafeMutableRawBufferPointer], offset: Int64)
+    case pwritev(fd: Int32, buffers: [UnsafeRawBufferPointer], offset: Int64)
     case ioctl(fd: Int32, request: UInt, argument: UnsafeMutableRawPointer?)
     case ioctlValue(fd: Int32, request: UInt, value: UInt)
     case mmap(length: Int, protection: Int32, flags: Int32, fd: Int32, offset: Int64)
@@ -27,6 +29,8 @@ enum MockedSyscall {
         case .write: .write
         case .pread: .pread
         case .pwrite: .pwrite
+        case .preadv: .preadv
+        case .pwritev: .pwritev
         case .ioctl, .ioctlValue: .ioctl
         case .mmap: .mmap
         case .munmap: .munmap
@@ -43,6 +47,8 @@ enum MockedSyscall {
         case .pread(let fd, let buffer, let offset): .pread(fd: fd, count: buffer.count, offset: offset)
         case .pwrite(let fd, let buffer, let offset):
             .pwrite(fd: fd, count: buffer.count, offset: offset)
+        case .preadv(let fd, let buffers, let offset): .preadv(fd: fd, counts: buffers.map(\.count), offset: offset)
+        case .pwritev(let fd, let buffers, let offset): .pwritev(fd: fd, counts: buffers.map(\.count), offset: offset)
         case .ioctl(let fd, let request, _): .ioctl(fd: fd, request: request)
         case .ioctlValue(let fd, let request, let value): .ioctlValue(fd: fd, request: request, value: value)
         case .mmap(let length, _, _, let fd, let offset): .mmap(fd: fd, length: length, offset: offset)
@@ -53,7 +59,7 @@ enum MockedSyscall {
 }
 
 enum SyscallName: Sendable, Hashable {
-    case open, close, read, write, pread, pwrite, ioctl, mmap, munmap, eventfd
+    case open, close, read, write, pread, pwrite, preadv, pwritev, ioctl, mmap, munmap, eventfd
 }
 
 /// What the trace keeps of a call: its identity, without pointers.
@@ -64,6 +70,8 @@ enum SyscallRecord: Sendable, Hashable {
     case write(fd: Int32, count: Int)
     case pread(fd: Int32, count: Int, offset: Int64)
     case pwrite(fd: Int32, count: Int, offset: Int64)
+    case preadv(fd: Int32, counts: [Int], offset: Int64)
+    case pwritev(fd: Int32, counts: [Int], offset: Int64)
     case ioctl(fd: Int32, request: UInt)
     case ioctlValue(fd: Int32, request: UInt, value: UInt)
     case mmap(fd: Int32, length: Int, offset: Int64)

@@ -62,6 +62,34 @@ func system_pwrite(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, _ offset: Int6
     return captureErrno(pwrite(fd, buffer.baseAddress, buffer.count, off_t(offset)))
 }
 
+/// The most buffers one vectored call takes (Linux's UIO_MAXIOV).
+public let systemMaximumIOVectors = 1024
+
+func system_preadv(_ fd: Int32, _ buffers: [UnsafeMutableRawBufferPointer], _ offset: Int64) -> Int {
+    #if DEBUG
+    if let mock = MockingDriver.current {
+        return mock.handle(.preadv(fd: fd, buffers: buffers, offset: offset))
+    }
+    #endif
+    guard buffers.count <= systemMaximumIOVectors else { return -Int(EINVAL) }
+    let vectors = buffers.map { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+    // SAFETY: each iovec describes one of the caller's live buffers; the array outlives the call.
+    return vectors.withUnsafeBufferPointer { captureErrno(preadv(fd, $0.baseAddress, Int32($0.count), off_t(offset))) }
+}
+
+func system_pwritev(_ fd: Int32, _ buffers: [UnsafeRawBufferPointer], _ offset: Int64) -> Int {
+    #if DEBUG
+    if let mock = MockingDriver.current {
+        return mock.handle(.pwritev(fd: fd, buffers: buffers, offset: offset))
+    }
+    #endif
+    guard buffers.count <= systemMaximumIOVectors else { return -Int(EINVAL) }
+    // SAFETY: pwritev only reads through the iovecs; the mutable pointer type is the C struct's.
+    let vectors = buffers.map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+    // SAFETY: each iovec describes one of the caller's live buffers; the array outlives the call.
+    return vectors.withUnsafeBufferPointer { captureErrno(pwritev(fd, $0.baseAddress, Int32($0.count), off_t(offset))) }
+}
+
 func system_ioctl(_ fd: Int32, _ request: UInt, _ argument: UnsafeMutableRawPointer?) -> Int {
     #if DEBUG
     if let mock = MockingDriver.current {

@@ -4,22 +4,22 @@ import SVMMKVM
 import SVMMSystem
 
 /// `VFIOPCIPlatform` on a KVM VM: BAR windows become memory slots (numbered from `firstSlot`, after
-/// guest RAM), vectors become GSIs ≥ 24 with MSI routes (the table KVM gets is always the default
-/// PC routes plus every MSI route), irqfds (with a resamplefd for INTx), KVM_SIGNAL_MSI.
+/// guest RAM), vectors become GSIs ≥ 24 with MSI routes, irqfds (with a resamplefd for INTx),
+/// KVM_SIGNAL_MSI. GSIs and routes belong to the machine's `KVMInterruptRouter`, the one owner of
+/// the VM's routing table, which virtio devices share.
 ///
 /// Called with the machine's device lock held (config and BAR accesses) or at setup; it keeps no
-/// lock of its own.
+/// lock of its own (the router has its own).
 public final class KVMVFIOPlatform: VFIOPCIPlatform {
     let vm: KVMVirtualMachine
+    public let router: KVMInterruptRouter
     private var nextSlot: UInt32
     private var freeSlots: [UInt32] = []
     private var slots: [UInt32: KVMMemorySlot] = [:]
-    private var nextGSI: UInt32 = 24
-    private var routes: [UInt32: MSIMessage] = [:]
-    public static let maximumGSI: UInt32 = 1023
 
-    public init(vm: KVMVirtualMachine, firstSlot: UInt32) {
-        self.vm = vm
+    public init(router: KVMInterruptRouter, firstSlot: UInt32) {
+        self.vm = router.vm
+        self.router = router
         nextSlot = firstSlot
     }
 
@@ -48,21 +48,13 @@ public final class KVMVFIOPlatform: VFIOPCIPlatform {
     }
 
     public func allocateGSI() throws(VFIOPCIError) -> UInt32 {
-        guard nextGSI <= Self.maximumGSI else { throw .platform("no free GSI for another MSI vector") }
-        defer { nextGSI += 1 }
-        return nextGSI
+        do { return try router.allocateGSI() } catch { throw .platform("\(error)") }
     }
 
     public func setMSIRoute(gsi: UInt32, message: MSIMessage?) throws(VFIOPCIError) {
-        let old = routes[gsi]
-        routes[gsi] = message
-        guard old != message else { return }
-        let table = GSIRoute.defaultPCRoutes()
-            + routes.keys.sorted().compactMap { key in routes[key].map { GSIRoute.msi(gsi: key, address: $0.address, data: $0.data) } }
         do {
-            try vm.setGSIRouting(table)
+            try router.setMSIRoute(gsi: gsi, to: message.map { KVMInterruptRouter.MSIRoute(address: $0.address, data: $0.data) })
         } catch {
-            routes[gsi] = old
             throw .platform("GSI route \(gsi): \(error)")
         }
     }
@@ -91,7 +83,7 @@ public final class KVMVFIOPlatform: VFIOPCIPlatform {
     }
 
     public func signalMSI(_ message: MSIMessage) {
-        _ = try? vm.signalMSI(address: message.address, data: message.data)
+        _ = try? router.signalMSI(KVMInterruptRouter.MSIRoute(address: message.address, data: message.data))
     }
 }
 

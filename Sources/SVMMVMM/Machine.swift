@@ -49,6 +49,9 @@ public final class Machine: Sendable {
     public let vcpus: [KVMVCPU]
     public let supportedCPUID: CPUID
     public let hasIRQChip: Bool
+    /// The one owner of the VM's GSI routing table and user-space INTx levels, shared by every
+    /// device that routes interrupts (passthrough, virtio, xHCI).
+    public let interruptRouter: KVMInterruptRouter
     /// Device state is shared by all vCPU threads; one lock serialises device emulation.
     public let devices: Mutex<DeviceSet>
     private let stopFlag = Atomic<Bool>(false)
@@ -72,6 +75,7 @@ public final class Machine: Sendable {
             }
             supportedCPUID = try kvm.supportedCPUID()
             vm = try kvm.createVM()
+            interruptRouter = KVMInterruptRouter(vm: vm)
             try vm.setTSSAddress(Self.tssAddress)
             try vm.setIdentityMapAddress(Self.identityMapAddress)
             if configuration.irqchip {

@@ -68,6 +68,53 @@ public final class RawDiskImage: Sendable {
         }
     }
 
+    /// Fills `buffers` in order from the image at `offset` with preadv (bytes past the end of the
+    /// file read as zero), continuing after short reads.
+    public func read(into buffers: [UnsafeMutableRawBufferPointer], at offset: UInt64) throws(Errno) {
+        var remaining = buffers.filter { $0.count > 0 }
+        var position = Int64(offset)
+        while !remaining.isEmpty {
+            let batch = Array(remaining.prefix(systemMaximumIOVectors))
+            let got = try retrying { () throws(Errno) -> Int in try file.read(into: batch, at: position) }
+            if got == 0 {
+                // A file that shrank under us: the rest reads as zeros rather than stale bytes.
+                for buffer in remaining { buffer.initializeMemory(as: UInt8.self, repeating: 0) }
+                return
+            }
+            position += Int64(got)
+            Self.advance(&remaining, by: got)
+        }
+    }
+
+    /// Writes `buffers` in order at `offset` with pwritev, continuing after short writes.
+    public func write(_ buffers: [UnsafeRawBufferPointer], at offset: UInt64) throws(Errno) {
+        // SAFETY: the mutable views are only handed to pwritev, which reads through them.
+        var remaining = buffers.filter { $0.count > 0 }.map { UnsafeMutableRawBufferPointer(mutating: $0) }
+        var position = Int64(offset)
+        while !remaining.isEmpty {
+            let batch = remaining.prefix(systemMaximumIOVectors).map { UnsafeRawBufferPointer($0) }
+            let put = try retrying { () throws(Errno) -> Int in try file.write(batch, at: position) }
+            guard put > 0 else { throw Errno.ioError }
+            position += Int64(put)
+            Self.advance(&remaining, by: put)
+        }
+    }
+
+    /// Drops the first `count` bytes of `buffers` (whole buffers, then the front of the next).
+    static func advance(_ buffers: inout [UnsafeMutableRawBufferPointer], by count: Int) {
+        var left = count
+        var first = 0
+        while first < buffers.count, left >= buffers[first].count {
+            left -= buffers[first].count
+            first += 1
+        }
+        buffers.removeFirst(first)
+        if left > 0, let head = buffers.first {
+            // SAFETY: left < head.count (the loop stopped there), so the rebased slice is inside `head`.
+            buffers[0] = UnsafeMutableRawBufferPointer(rebasing: head[left...])
+        }
+    }
+
     public func flush() throws(Errno) {
         // SAFETY: plain syscall on a descriptor we own.
         while fdatasync(file.rawValue) != 0 {

@@ -21,6 +21,7 @@ public final class VirtioPCIDevice: PCIFunction, BusDevice, Sendable {
     private let state: Mutex<State>
     private let logger = Logger(label: "svmm.virtio")
     private let trapped = Atomic<Int>(0)
+    private let barListener = Mutex<(@Sendable (_ old: UInt64?, _ new: UInt64?) -> Void)?>(nil)
 
     /// Notify writes that reached svmm as MMIO exits (0 while KVM ioeventfds absorb them all).
     public var trappedNotifications: Int { trapped.load(ordering: .relaxed) }
@@ -159,6 +160,34 @@ public final class VirtioPCIDevice: PCIFunction, BusDevice, Sendable {
 
     public var barAddress: UInt64? { state.withLock { $0.config.barAddress(index: 0) } }
 
+    /// Where the BAR decodes now: its address while memory space decoding (command bit 1) is on,
+    /// nil while it is off (as during the guest's BAR sizing).
+    public var decodedBARAddress: UInt64? { state.withLock { Self.decoded($0.config) } }
+
+    static func decoded(_ config: PCIConfigSpace) -> UInt64? {
+        config.read(offset: PCIConfigSpace.command, size: 2) & 0x2 != 0 ? config.barAddress(index: 0) : nil
+    }
+
+    /// Turns memory space decoding on, as firmware does for a function whose BAR it assigned.
+    public func enableMemoryDecoding() {
+        state.withLock { state in
+            let command = state.config.read(offset: PCIConfigSpace.command, size: 2)
+            state.config.write(offset: PCIConfigSpace.command, size: 2, value: command | 0x2)
+        }
+    }
+
+    /// Says which GSI the function's INTx is wired to (the interrupt line register, as firmware sets it).
+    public func setInterruptLine(_ line: UInt8) {
+        state.withLock { $0.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: UInt32(line)) }
+    }
+
+    /// Called (outside the transport's lock, on the thread that wrote config space) whenever the
+    /// address the BAR decodes changes: the guest moved it, or switched memory decoding off or on.
+    /// The VMM moves its MMIO registration and the notify ioeventfds with it.
+    public func setBARListener(_ listener: (@Sendable (_ old: UInt64?, _ new: UInt64?) -> Void)?) {
+        barListener.withLock { $0 = listener }
+    }
+
     /// The offset inside the BAR of queue `n`'s notify register: register an ioeventfd there.
     public static func notifyOffset(queue: Int) -> UInt64 {
         VirtioPCI.Layout.notify + UInt64(queue) * VirtioPCI.Layout.notifyMultiplier
@@ -180,14 +209,17 @@ public final class VirtioPCIDevice: PCIFunction, BusDevice, Sendable {
     }
 
     public func writeConfig(offset: Int, size: Int, value: UInt32) {
-        let actions = state.withLock { state -> [Action] in
+        let (actions, moved) = state.withLock { state -> ([Action], (UInt64?, UInt64?)?) in
             if offset >= state.msixOffset, offset + size <= state.msixOffset + MSIXCapability.length {
                 state.msixCapability.write(offset: offset - state.msixOffset, size: size, value: UInt64(value))
-            } else {
-                state.config.write(offset: offset, size: size, value: value)
+                return (Self.takeMSIXActions(&state), nil)
             }
-            return Self.takeMSIXActions(&state)
+            let before = Self.decoded(state.config)
+            state.config.write(offset: offset, size: size, value: value)
+            let after = Self.decoded(state.config)
+            return (Self.takeMSIXActions(&state), before == after ? nil : (before, after))
         }
+        if let moved, let listener = barListener.withLock({ $0 }) { listener(moved.0, moved.1) }
         perform(actions)
     }
 

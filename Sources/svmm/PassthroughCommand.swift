@@ -66,11 +66,11 @@ struct PassthroughCommand: ParsableCommand {
     @Flag(help: "If the device fails preflight, boot with an emulated virtio device instead (NIC → virtio-net, storage → virtio-blk on --disk).")
     var fallback = false
 
-    @Option(help: "With --fallback: the raw image virtio-blk uses for a storage controller (IMAGE or IMAGE,readonly).")
+    @Option(help: "A raw image for a virtio-blk device next to the passed-through functions; with --fallback, the image a failing storage controller's virtio-blk uses (IMAGE or IMAGE,readonly).")
     var disk: String?
 
-    @Option(help: "With --fallback: the TAP virtio-net uses for a NIC (tap=NAME or tap; default tap, a new svmmN).")
-    var net: String = "tap"
+    @Option(help: "A virtio-net device on a TAP next to the passed-through functions; with --fallback, the TAP a failing NIC's virtio-net uses (tap=NAME or tap, a new svmmN; the fallback's default is tap).")
+    var net: String?
 
     @Argument(help: ArgumentHelp("PCI addresses: DDDD:BB:DD.F or BB:DD.F.", valueName: "ADDRESS"), transform: PCIAddressArgument.transform)
     var addresses: [PCIAddress]
@@ -91,7 +91,7 @@ struct PassthroughCommand: ParsableCommand {
         let boot = LinuxBootConfiguration(
             kernel: try RunCommand.readFile(kernel ?? "", what: "kernel"), initrd: try initrd.map { try RunCommand.readFile($0, what: "initrd") },
             commandLine: cmdline, memorySize: MemorySize.parse(mem) ?? 0, cpus: cpus)
-        return RunCommand.runWithVirtio(boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? net : nil)
+        return RunCommand.runWithVirtio(boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? (net ?? "tap") : nil)
     }
 
     func validate() throws {
@@ -159,7 +159,9 @@ struct PassthroughCommand: ParsableCommand {
             let kernelBytes = try RunCommand.readFile(kernel, what: "kernel")
             let initrdBytes = try initrd.map { try RunCommand.readFile($0, what: "initrd") }
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-            status = PassthroughOptions.runVM(addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath, backend: vfioBackend)
+            status = PassthroughOptions.runVM(
+                addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath, backend: vfioBackend,
+                disk: disk, net: net)
         }
 
         // 7. Restore what this run bound.

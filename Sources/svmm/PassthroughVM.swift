@@ -50,6 +50,10 @@ struct PassthroughVM {
     let consoleToStderr: Bool
     /// `--usb` devices for an emulated xHCI next to the passthrough functions.
     var usb: [USBAttachmentSpec] = []
+    /// Virtio devices next to the functions (`--disk`, `--net`): they share the machine's interrupt
+    /// router, and so its one GSI routing table, with the functions' MSI/MSI-X vectors.
+    var disk: String? = nil
+    var net: String? = nil
     var backendRequest: VFIOBackend.Request = .auto
 
     var devRoot: String { rootPath == "/" ? "/dev" : rootPath + "/dev" }
@@ -169,7 +173,7 @@ struct PassthroughVM {
                 do { try group.unsetContainer() } catch { progress("group \(group.id): \(error)") }
             }
         }
-        let platform = KVMVFIOPlatform(vm: machine.vm, firstSlot: UInt32(machine.memory.regions.count))
+        let platform = KVMVFIOPlatform(router: machine.interruptRouter, firstSlot: UInt32(machine.memory.regions.count))
         let mmioWindow = PCIBARWindow<MMIOAddress>(base: Self.mmioWindowBase, length: Self.mmioWindowLength)
         let pioWindow = PCIBARWindow<PIOAddress>(base: Self.pioWindowBase, length: Self.pioWindowLength)
         var functions: [VFIOPCIFunction] = []
@@ -226,6 +230,14 @@ struct PassthroughVM {
             return error
         }
         if let attachError { throw abandon(attachError) }
+        var virtio = VirtioAttachment()
+        if let failure = RunCommand.attachVirtio(&virtio, disk: disk, net: net, to: machine) {
+            virtio.shutdown()
+            throw abandon(.setup(failure))
+        }
+        for (address, name) in zip(virtio.addresses, [disk.map { "virtio-blk on \($0)" }, net.map { "virtio-net on \($0)" }].compactMap { $0 }) {
+            progress("\(name) as guest \(address)")
+        }
 
         // 5. DMA: every RAM region once, IOVA = GPA, after the checks.
         let regions = machine.memory.regions.map { DMARegion(guestAddress: $0.base.value, size: $0.size, hostAddress: $0.hostAddress) }
@@ -266,7 +278,8 @@ struct PassthroughVM {
         summary.exit = "\(reason)"
         summary.exitStatus = reason.exitStatus
 
-        // 7. Stop the functions, reset, unmap.
+        // 7. Stop the functions and the virtio workers, reset, unmap.
+        virtio.shutdown()
         machine.withDevices { _ in for function in functions { function.stop() } }
         for (i, entry) in devices.enumerated() {
             let after = VFIOResetLadder.reset(entry.device, ownedGroups: owned)

@@ -32,7 +32,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Number of vCPUs.")
     var cpus: Int = 1
 
-    @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly.")
+    @Option(help: "A raw disk image for a virtio-blk device: IMAGE or IMAGE,readonly (also next to --device).")
     var disk: String?
 
     @Option(help: "A virtio-net device on a TAP: tap=NAME (attached, or created if missing), or tap (a new svmmN).")
@@ -63,7 +63,7 @@ struct RunCommand: ParsableCommand {
         if !passthrough.device.isEmpty {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
             let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
-            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbSpecs))
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbSpecs, disk: disk, net: net))
         }
         let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
         throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))
@@ -85,24 +85,7 @@ struct RunCommand: ParsableCommand {
             Self.fail(error.description + (error.fix.map { "; fix: \($0)" } ?? ""))
         }
         var virtio = VirtioAttachment()
-        if let disk {
-            let (path, readOnly) = Self.parseDisk(disk)
-            do {
-                try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: readOnly)), name: "virtio-blk", to: machine)
-            } catch {
-                Self.fail("--disk \(disk): \(error)")
-            }
-        }
-        if let net {
-            guard let name = Self.parseNet(net) else { Self.fail("--net \(net): expected tap or tap=NAME") }
-            do {
-                let tap = try TAPDevice(name: name)
-                Self.note("svmm run: virtio-net on TAP \(tap.name)")
-                try virtio.attach(VirtioNet(backend: tap), name: "virtio-net", to: machine)
-            } catch {
-                Self.fail("--net \(net): \(error)")
-            }
-        }
+        if let failure = attachVirtio(&virtio, disk: disk, net: net, to: machine) { Self.fail(failure) }
         let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
         var usbBox: USBRun.Box?
         if !usbSpecs.isEmpty {
@@ -122,6 +105,30 @@ struct RunCommand: ParsableCommand {
             Self.fail(message)
         }
         return reason.exitStatus
+    }
+
+    /// Attaches virtio-blk on `disk` and virtio-net on `net` (blk first); returns what failed, if
+    /// anything (the caller decides whether that ends the process or must undo more first).
+    static func attachVirtio(_ virtio: inout VirtioAttachment, disk: String?, net: String?, to machine: Machine) -> String? {
+        if let disk {
+            let (path, readOnly) = Self.parseDisk(disk)
+            do {
+                try virtio.attach(VirtioBlock(image: try RawDiskImage(path: path, readOnly: readOnly)), name: "virtio-blk", to: machine)
+            } catch {
+                return "--disk \(disk): \(error)"
+            }
+        }
+        if let net {
+            guard let name = Self.parseNet(net) else { return "--net \(net): expected tap or tap=NAME" }
+            do {
+                let tap = try TAPDevice(name: name)
+                Self.note("svmm: virtio-net on TAP \(tap.name)")
+                try virtio.attach(VirtioNet(backend: tap), name: "virtio-net", to: machine)
+            } catch {
+                return "--net \(net): \(error)"
+            }
+        }
+        return nil
     }
 
     /// `IMAGE` or `IMAGE,readonly` (a trailing `,ro` works too).

@@ -99,11 +99,12 @@ enum USBRun {
         } catch {
             RunCommand.fail("xHCI: \(error)")
         }
-        let vm = machine.vm
-        function.sendMSI = { address, data in _ = try? vm.signalMSI(address: address, data: data) }
-        function.pulseINTx = {
-            _ = try? vm.setIRQLine(intxGSI, high: true)
-            _ = try? vm.setIRQLine(intxGSI, high: false)
+        // Through the machine's interrupt router: its INTx pulse is one source of a line other
+        // devices may hold high (the router keeps the wired OR).
+        let router = machine.interruptRouter
+        function.sendMSI = { address, data in _ = try? router.signalMSI(.init(address: address, data: data)) }
+        if let line = try? router.makeLineSource(gsi: intxGSI) {
+            function.pulseINTx = { _ = try? router.pulse(line) }
         }
         function.config.setBARAddress(index: 0, address: barAddress)
         function.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: intxGSI)

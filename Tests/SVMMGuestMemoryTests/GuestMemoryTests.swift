@@ -48,4 +48,24 @@ import Testing
         #expect(throws: GuestMemoryError.badRegion(base: 0, size: 0)) { try GuestMemory(layout: [(base: 0, size: 0)]) }
         #expect(throws: GuestMemoryError.badRegion(base: 0x10, size: 0x1000)) { try GuestMemory(layout: [(base: 0x10, size: 0x1000)]) }
     }
+
+    @Test func hostBuffersAreCheckedSplitAndWriteThrough() throws {
+        let memory = try GuestMemory(layout: [(base: 0, size: 0x1000), (base: 0x1000, size: 0x1000), (base: 0x4000, size: 0x1000)])
+        // A range crossing the first two regions becomes two views; a second range, one view.
+        let counts = try memory.withHostBuffers([(address: 0x1000 - 16, length: 32), (address: 0x4010, length: 8)]) { buffers in
+            for (n, buffer) in buffers.enumerated() { buffer.initializeMemory(as: UInt8.self, repeating: UInt8(0xA0 + n)) }
+            return buffers.map(\.count)
+        }
+        #expect(counts == [16, 16, 8])
+        #expect(try memory.read(count: 32, at: GuestAddress(0x1000 - 16)) == [UInt8](repeating: 0xA0, count: 16) + [UInt8](repeating: 0xA1, count: 16))
+        #expect(try memory.read(count: 10, at: GuestAddress(0x400F)) == [0] + [UInt8](repeating: 0xA2, count: 8) + [0])
+        // Any range touching a hole fails the whole call before `body` runs.
+        var ran = false
+        #expect(throws: GuestMemoryError.notBacked(address: 0x1FF0, length: 0x20)) {
+            try memory.withHostBuffers([(address: 0x10, length: 4), (address: 0x1FF0, length: 0x20)]) { _ in ran = true }
+        }
+        #expect(!ran)
+        // Empty ranges give no views.
+        #expect(try memory.withHostBuffers([(address: 0x10, length: 0)]) { $0.count } == 0)
+    }
 }

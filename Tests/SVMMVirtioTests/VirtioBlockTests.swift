@@ -153,4 +153,46 @@ import Testing
         #expect(try waitForUsed(driver, 1))
         #expect(file.read(offset: 1024, count: 512) == [UInt8](repeating: 0xC3, count: 512))
     }
+
+    @Test func vectoredImageIOKeepsOrderAcrossShortBatchesAndTheEnd() throws {
+        let file = try TempImage(sectors: 8)  // 4096 bytes; sector n holds n ^ 0x5A
+        let image = try RawDiskImage(path: file.path, readOnly: false)
+        // 1100 one-byte buffers (more than one preadv takes) read sectors 1 and 2 in order.
+        var storage = [UInt8](repeating: 0xEE, count: 1100)
+        try storage.withUnsafeMutableBytes { whole in
+            let buffers = (0..<1100).map { UnsafeMutableRawBufferPointer(rebasing: whole[$0..<($0 + 1)]) }
+            try image.read(into: buffers, at: 512)
+        }
+        #expect(Array(storage.prefix(512)) == [UInt8](repeating: 1 ^ 0x5A, count: 512))
+        #expect(Array(storage[512..<1024]) == [UInt8](repeating: 2 ^ 0x5A, count: 512))
+        #expect(Array(storage[1024...]) == [UInt8](repeating: 3 ^ 0x5A, count: 76))
+        // Past the end of the file the rest reads as zeros.
+        var tail = [UInt8](repeating: 0xEE, count: 1024)
+        try tail.withUnsafeMutableBytes { whole in
+            try image.read(into: [UnsafeMutableRawBufferPointer(rebasing: whole[0..<300]), UnsafeMutableRawBufferPointer(rebasing: whole[300...])], at: 3584)
+        }
+        #expect(Array(tail.prefix(512)) == [UInt8](repeating: 7 ^ 0x5A, count: 512))
+        #expect(Array(tail[512...]) == [UInt8](repeating: 0, count: 512))
+        // A write of three buffers lands contiguously.
+        let parts: [[UInt8]] = [[1, 2, 3], [], [4, 5]]
+        try parts[0].withUnsafeBytes { a in
+            try parts[1].withUnsafeBytes { b in
+                try parts[2].withUnsafeBytes { c in try image.write([a, b, c], at: 1000) }
+            }
+        }
+        #expect(file.read(offset: 999, count: 7) == [1 ^ 0x5A, 1, 2, 3, 4, 5, 1 ^ 0x5A])
+    }
+
+    @Test func advancingBuffersDropsWholeBuffersThenTheFrontOfTheNext() throws {
+        var storage = [UInt8](repeating: 0, count: 10)
+        try storage.withUnsafeMutableBytes { whole in
+            var buffers = [whole[0..<3], whole[3..<4], whole[4..<10]].map { UnsafeMutableRawBufferPointer(rebasing: $0) }
+            RawDiskImage.advance(&buffers, by: 5)
+            #expect(buffers.map(\.count) == [5])
+            #expect(buffers.first?.baseAddress == whole.baseAddress.map { $0 + 5 })
+            RawDiskImage.advance(&buffers, by: 5)
+            #expect(buffers.isEmpty)
+            try #require(buffers.isEmpty)
+        }
+    }
 }
