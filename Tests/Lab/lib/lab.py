@@ -773,6 +773,25 @@ def parse_protocol(text: str, artifacts: Path) -> tuple[list[Result], int | None
     return results, status, began
 
 
+TAIL_GUARD = 1 << 20
+
+
+def tail_guard_cpio() -> bytes:
+    """A zero-filled file that must be the initrd's last member.
+
+    QEMU places the initrd so that it ends just below what it reserves for the firmware's tables
+    (160 KiB), but SeaBIOS's reserved zone is larger (e820 `reserved` starts at 0x3ffd6000 with
+    -m 1024), so the initrd's last page(s) lie inside firmware memory and the firmware writes into
+    them before Linux moves the ramdisk ("Move RAMDISK" in dmesg). Measured: 4 bytes (`01`,
+    `11 7d 0e`) about 5.7 KiB before the end of a 2 GiB L1's initrd. Whatever was last (the
+    scenario, its lab-files, the cpio trailer) was corrupted: the "busybox ash mangles scripts"
+    flake, "Initramfs unpacking failed: no cpio magic", /init without /lab/config. This file
+    absorbs it; the guest's /init reports how many bytes landed in it and deletes it."""
+    c = Cpio()
+    c.data("lab/tail-guard", b"\0" * TAIL_GUARD)
+    return c.bytes()
+
+
 def scenario_cpio(s: Scenario, kernel: Kernel, verbose: bool, qemu_cmdline: str) -> bytes:
     c = Cpio()
     c.file("lab/scenario.sh", s.path, 0o755)
@@ -855,6 +874,7 @@ class Lab:
             for extra in extra_parts:
                 f.write(extra)
             f.write(scenario_cpio(s, kernel, self.verbose, cmdline))
+            f.write(tail_guard_cpio())
         make_nvme_image(run / "nvme.img", run)
         make_usb_image(run / "usb.img")
         print(f"== {s.name}: {s.description or '(no description)'} [{s.machine}, timeout {s.timeout}s, log {run}]",
