@@ -186,6 +186,8 @@ public final class VirtioBlock: VirtioDevice {
     private func transferOut(sector: UInt64, length: UInt64, from data: ChainData) throws(GuestMemoryError) -> UInt8 {
         guard let range = byteRange(sector: sector, length: length) else { return Status.ioError }
         let start = BlockCounters.now()
+        // SAFETY: withHostBuffers hands out views it bounds-checked against guest RAM, valid only
+        // inside this closure; the read-only views made of them do not escape pwritev.
         let result = try data.memory.withHostBuffers(data.pieces(offset: Request.headerLength, count: range.length)) { buffers in
             Result { () throws(Errno) in try image.write(buffers.map { UnsafeRawBufferPointer($0) }, at: range.offset) }
         }
