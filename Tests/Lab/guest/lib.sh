@@ -78,3 +78,17 @@ l2_boot() {
 }
 
 l2_saw_marker() { grep -q "$L2_MARKER" "$1"; }
+
+# known_image IMG MIB TEXT: a fresh ext2 image of MIB MiB holding known.txt = TEXT (the virtio
+# scenarios' disk). Fails `mke2fs` or `loop-mount` when L1 cannot make it.
+known_image() {
+  dd if=/dev/zero of="$1" bs=1M count="$2" 2>/dev/null
+  mke2fs -q -F "$1" >/tmp/mke2fs.log 2>&1 || fail mke2fs "$(cat /tmp/mke2fs.log)"
+  mkdir -p /tmp/vd
+  if mount -o loop -t ext2 "$1" /tmp/vd; then
+    echo "$3" >/tmp/vd/known.txt
+    umount /tmp/vd
+  else
+    fail loop-mount "cannot loop-mount the fresh image in L1"
+  fi
+}

@@ -17,15 +17,7 @@ check_eq nvme-mounted-before "$mounted_before" 1
 
 KNOWN="svmm-virtio-known-$(cut -d' ' -f1 /proc/uptime)"
 IMG=/tmp/virtio-disk.img
-dd if=/dev/zero of=$IMG bs=1M count=32 2>/dev/null
-mke2fs -q -F $IMG >/tmp/mke2fs.log 2>&1 || fail mke2fs "$(cat /tmp/mke2fs.log)"
-mkdir -p /tmp/vd
-if mount -o loop -t ext2 $IMG /tmp/vd; then
-  echo "$KNOWN" >/tmp/vd/known.txt
-  umount /tmp/vd
-else
-  fail loop-mount "cannot loop-mount the fresh image in L1"
-fi
+known_image $IMG 32 "$KNOWN"
 
 # The L2 initramfs: busybox + modules + init.
 R=/tmp/l2root

@@ -26,15 +26,7 @@ ip link set "$peer_if" up
 # The disk image: ext2 with a known file.
 KNOWN="svmm-pt-virtio-known-$(cut -d' ' -f1 /proc/uptime)"
 IMG=/tmp/pt-virtio-disk.img
-dd if=/dev/zero of=$IMG bs=1M count=16 2>/dev/null
-mke2fs -q -F $IMG >/tmp/mke2fs.log 2>&1 || fail mke2fs "$(cat /tmp/mke2fs.log)"
-mkdir -p /tmp/vd
-if mount -o loop -t ext2 $IMG /tmp/vd; then
-  echo "$KNOWN" >/tmp/vd/known.txt
-  umount /tmp/vd
-else
-  fail loop-mount "cannot loop-mount the fresh image in L1"
-fi
+known_image $IMG 16 "$KNOWN"
 
 # L2's initramfs: busybox, e1000e, the virtio and ext4 modules of this kernel, the init.
 R=/tmp/l2root
