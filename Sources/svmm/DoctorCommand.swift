@@ -11,7 +11,7 @@ struct DoctorCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(help: ArgumentHelp("Guest RAM to pin, e.g. 8G: checked against RLIMIT_MEMLOCK and CAP_IPC_LOCK.", valueName: "SIZE"))
+    @Option(help: ArgumentHelp("Guest RAM to pin, e.g. 8G (a bare number is MiB): checked against RLIMIT_MEMLOCK and CAP_IPC_LOCK.", valueName: "SIZE"))
     var mem: MemorySize?
 
     func run() throws {

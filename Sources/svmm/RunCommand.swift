@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMUSBRedirect
+import SVMMHost
 import SVMMVMM
 import SVMMVirtio
 

@@ -102,8 +102,10 @@ import Testing
         #expect(MemorySize("4G")?.bytes == 4 << 30)
         #expect(MemorySize("512m")?.bytes == 512 << 20)
         #expect(MemorySize("2GiB")?.bytes == 2 << 30)
-        #expect(MemorySize("1048576")?.bytes == 1 << 20)
-        for bad in ["", "G", "4X", "-1G", "0", "99999999999T", "1.5G"] { #expect(MemorySize(bad) == nil, "\(bad)") }
+        #expect(MemorySize("512")?.bytes == 512 << 20, "a bare number is MiB, as for run --mem and QEMU -m")
+        #expect(MemorySize(" 1k ")?.bytes == 1 << 10)
+        #expect(MemorySize("3TB")?.bytes == 3 << 40)
+        for bad in ["", "G", "4X", "-1G", "0", "99999999999T", "1.5G", "99999999999999", "١٢M"] { #expect(MemorySize(bad) == nil, "\(bad)") }
     }
 
     @Test func checksWriteNothing() throws {

@@ -124,20 +124,6 @@ func sampleBzImage(kernelBytes: Int = 0x10000, setupSectors: UInt8 = 27, version
     }
 }
 
-@Suite struct MemorySizeTests {
-    @Test func parsesSuffixes() {
-        #expect(MemorySize.parse("512") == 512 << 20)
-        #expect(MemorySize.parse("512M") == 512 << 20)
-        #expect(MemorySize.parse("2G") == 2 << 30)
-        #expect(MemorySize.parse("2GiB") == 2 << 30)
-        #expect(MemorySize.parse("65536K") == 64 << 20)
-        #expect(MemorySize.parse(" 1T ") == 1 << 40)
-        for bad in ["", "M", "-1G", "1.5G", "12x", "0x10M", "99999999999999999999G", "1GG"] {
-            #expect(MemorySize.parse(bad) == nil, "\(bad)")
-        }
-    }
-}
-
 @Suite struct MPTableTests {
     @Test func checksumsAndEntries() {
         let bytes = MPTable.build(cpus: 2, at: 0xF_0000)
