@@ -586,7 +586,7 @@ def make_nvme_image(path: Path, work: Path, size_mib: int = 32) -> None:
 
 # --------------------------------------------------------------------------- machine
 
-def machine_args(machine: str, run: Path, mem: int, reboot: bool = False) -> tuple[list[str], str]:
+def machine_args(machine: str, run: Path, mem: int, reboot: bool = False, smp: int = 1) -> tuple[list[str], str]:
     """QEMU arguments for the standard machine (the desktop-gpu fixture's topology), its no-iommu
     variant, or hub-nic: standard, but the e1000e sits on QEMU hub 0 together with a second L1 NIC
     (e1000 at 0000:00:06.0), so traffic between them stays inside QEMU (passthrough scenarios);
@@ -595,7 +595,7 @@ def machine_args(machine: str, run: Path, mem: int, reboot: bool = False) -> tup
         raise LabError(f"unknown lab-machine '{machine}' (standard|no-iommu|hub-nic|hub-e1000)")
     hub = machine in ("hub-nic", "hub-e1000")
     iommu = machine != "no-iommu"
-    a = ["-accel", "tcg", "-machine", "q35", "-m", str(mem), "-smp", "1",
+    a = ["-accel", "tcg", "-machine", "q35", "-m", str(mem), "-smp", str(smp),
          "-display", "none", "-vga", "none", "-monitor", "none", "-nic", "none",
          "-serial", "stdio", "-serial", f"file:{run / 'proto.log'}"]
     # Without -no-reboot a guest reboot is a machine reset inside the same QEMU process: firmware runs
@@ -646,6 +646,7 @@ class Scenario:
     files: list[str] = dataclasses.field(default_factory=list)
     bins: list[str] = dataclasses.field(default_factory=list)
     boots: int = 1                  # `# lab-boots: N`: the guest may reboot N-1 times (same QEMU, same disks)
+    smp: int = 1                    # `# lab-smp: N`: L1 vCPUs (TCG threads); 1 unless a scenario needs more
     early: str | None = None        # `# lab-early: FILE`: sourced by /init as PID 1 before it loads modules
 
     @property
@@ -691,6 +692,10 @@ def load_scenario(arg: str) -> Scenario:
             s.boots = int(val)
         elif key == "early":
             s.early = val
+        elif key == "smp":
+            if not val.isdigit() or not 1 <= int(val) <= 4:
+                raise LabError(f"{p.name}: lab-smp must be 1..4, got '{val}'")
+            s.smp = int(val)
         else:
             raise LabError(f"{p.name}: unknown header 'lab-{key}'")
     unknown = set(s.needs) - {"l2", "systemd"}
@@ -860,7 +865,7 @@ class Lab:
             extra_parts.append(install_cpio(stage, run))
         initrd = run / "initrd.cpio"
         mem = 2048 if "l2" in s.needs else 1024
-        margs, append = machine_args(s.machine, run, mem, reboot=s.boots > 1)
+        margs, append = machine_args(s.machine, run, mem, reboot=s.boots > 1, smp=s.smp)
         if not self.verbose:
             append += " quiet"
         cmd = ["timeout", "-k", "5", str(s.timeout), "qemu-system-x86_64", *margs,
