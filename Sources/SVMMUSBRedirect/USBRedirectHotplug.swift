@@ -84,6 +84,10 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
     /// The name the guest's port knows the device by (stable across replugs of the same identity).
     public private(set) var deviceName: String?
     public var log: (String) -> Void = { _ in }
+    /// How often the device left the guest, and how often the same identity was redirected again
+    /// (for the closing summary).
+    public private(set) var disconnects = 0
+    public private(set) var reconnects = 0
 
     public init(selector: USBDeviceSelector, serial: String?, context: USBContext, journal: (any USBDetachJournal)?) throws(USBRedirectError) {
         self.context = context
@@ -125,9 +129,11 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
             case .disconnect(let sysname):
                 if let gone = current {
                     log("usb redirect: \(sysname) is gone; disconnecting \(gone.name) from the guest")
+                    gone.log = log
                     gone.close()
                     events.append(.disconnect(name: gone.name))
                     current = nil
+                    disconnects += 1
                 }
             case .connect(let sysname):
                 if let redirect = reconnect(sysname: sysname) {
@@ -135,6 +141,7 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
                     current = redirect
                     deviceName = redirect.name
                     events.append(.connect(redirect))
+                    reconnects += 1
                 } else {
                     matcher.connectFailed()
                 }
@@ -164,6 +171,7 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
 
     /// Gives the device now redirected back to the host (exit).
     public func close() {
+        current?.log = log
         current?.close()
     }
 }
