@@ -71,6 +71,8 @@ public final class USBRedirectDevice: USBBackendDevice {
 
     deinit { close() }
 
+    static let autoprobePath = "/sys/bus/usb/drivers_autoprobe"
+
     /// HID interfaces (class 03) that a host input driver has bound: keyboards and mice the host
     /// console may be using. Redirecting still proceeds; the caller shows the warning.
     static func inputWarnings(portPath: String, interfaces: [USBConfigurationDescriptor.Interface],
@@ -88,11 +90,19 @@ public final class USBRedirectDevice: USBBackendDevice {
     }
 
     /// Cancels transfers, releases the interfaces and reattaches the kernel drivers. Idempotent.
+    /// An interface that had no driver when it was claimed (a device reconnected by hotplug may be
+    /// claimed before the kernel probed it) is offered to the kernel's drivers when the host
+    /// probes new devices itself (`/sys/bus/usb/drivers_autoprobe` is 1): the host then ends as it
+    /// would have been had svmm never claimed it.
     public func close() {
         guard !closed else { return }
         closed = true
         engine.stop()
         for interface in claimed { try? opened.releaseInterface(interface) }
+        let undetached = claimed.filter { interface in !detached.contains { $0.interface == interface } }
+        if !undetached.isEmpty, USBHotplugMatcher.readAttribute(Self.autoprobePath) == "1" {
+            for interface in undetached { try? opened.attachKernelDriver(interface: interface) }
+        }
         claimed = []
         for record in detached {
             do {
