@@ -84,6 +84,8 @@ after=$(sed -n 's/^L2-IRQS-AFTER \([0-9]*\).*/\1/p' /tmp/pt-l2.log)
 if [ -n "$before" ] && [ -n "$after" ] && [ "$after" -gt "$before" ]; then pass l2-e1000e-interrupts-count-up; else fail l2-e1000e-interrupts-count-up "before '$before' after '$after'"; fi
 got=$(sed -n 's/^L2-PING-RECEIVED \([0-9]*\).*/\1/p' /tmp/pt-l2.log)
 if [ -n "$got" ] && [ "$got" -ge 3 ]; then pass l2-pings-l1; else fail l2-pings-l1 "L2 got '$got' of 5 replies"; fi
+lab_log "L2 interrupt modes: $(grep '^L2-IRQMODE' /tmp/pt-l2.log | sort | uniq -c | tr '\n' '|')"
+check_eq l2-xhci-uses-msix "$(grep -c '^L2-IRQMODE 0000:00:14.0 msix' /tmp/pt-l2.log)" 1
 check_eq l2-storage-enumerated "$(grep -c "^L2-USB .* 46f4:0001 speed $want_speed 08/usb-storage" /tmp/pt-l2.log)" 1
 check_eq l2-sector0-marker "$(sed -n 's/^L2-SECTOR0 //p' /tmp/pt-l2.log | tr -d '\r')" "$want0"
 check_eq l2-sector5-md5 "$(sed -n 's/^L2-SECTOR5 //p' /tmp/pt-l2.log | tr -d '\r')" "$want5"
