@@ -271,7 +271,7 @@ struct PassthroughVM {
         if !usb.entries.isEmpty {
             let prepared: USBRun.Prepared
             do {
-                prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
+                prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal), announceFallbacks: false)
             } catch {
                 virtio.shutdown()
                 throw abandon(.setup(error.description))

@@ -73,7 +73,9 @@ enum USBRun {
     /// Builds the emulated devices and opens the host ones the plan names. A host device that
     /// went away since the plan was made uses its fallback, or fails; on failure everything
     /// opened so far is given back.
-    static func devices(for plan: USBAttachmentPlan, journal: USBDetachJournalFile) throws(Failure) -> Prepared {
+    /// `announceFallbacks`: say the plan's fallbacks (and why) on stderr; `svmm passthrough`
+    /// printed its whole plan before binding already.
+    static func devices(for plan: USBAttachmentPlan, journal: USBDetachJournalFile, announceFallbacks: Bool = true) throws(Failure) -> Prepared {
         var prepared = Prepared()
         mkdir("/run/svmm", 0o755)
         var context: USBContext?
@@ -95,7 +97,7 @@ enum USBRun {
                 prepared.devices.append(try storage(image, readOnly: readOnly, what: entry.option))
                 prepared.reports.append(Report(option: entry.option, kind: .emulated, device: "emulated storage \(image)"))
             case .fallback(let image, let readOnly, let reason):
-                RunCommand.note("svmm: \(entry.text)")
+                if announceFallbacks { RunCommand.note("svmm: \(entry.text)") }
                 prepared.devices.append(try storage(image, readOnly: readOnly, what: entry.option))
                 prepared.reports.append(Report(option: entry.option, kind: .fallback, device: "emulated storage \(image)", fallbackReason: reason))
             case .redirect:
