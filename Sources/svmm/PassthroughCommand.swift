@@ -179,7 +179,7 @@ struct PassthroughCommand: ParsableCommand {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
             status = PassthroughOptions.runVM(
                 addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath, backend: vfioBackend,
-                usb: usbPlan, disk: disk, net: net)
+                usb: usbPlan, usbPlanShown: true, disk: disk, net: net)
         }
 
         // 7. Restore what this run bound.

@@ -53,6 +53,8 @@ struct PassthroughVM {
     /// `--usb` devices for an emulated xHCI next to the passthrough functions (planned, and so
     /// checked, before anything was bound).
     var usb = USBAttachmentPlan(entries: [])
+    /// The plan was printed before binding (`svmm passthrough`): do not say its fallbacks again.
+    var usbPlanShown = false
     /// Virtio devices next to the functions (`--disk`, `--net`): they share the machine's interrupt
     /// router, and so its one GSI routing table, with the functions' MSI/MSI-X vectors.
     var disk: String? = nil
@@ -271,7 +273,7 @@ struct PassthroughVM {
         if !usb.entries.isEmpty {
             let prepared: USBRun.Prepared
             do {
-                prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal), announceFallbacks: false)
+                prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal), announceFallbacks: !usbPlanShown)
             } catch {
                 virtio.shutdown()
                 throw abandon(.setup(error.description))
