@@ -45,6 +45,9 @@ public final class USBRedirectDevice: USBBackendDevice {
         } catch {
             throw .host(error.description)
         }
+        // A driver svmm detached before, and could not give back (the device was unplugged or
+        // deauthorized first), is still owed: this redirect gives it back when it closes.
+        let owed = journal?.outstanding().filter { $0.portPath == host.portPath } ?? []
         do {
             for interface in interfaces {
                 if try opened.kernelDriverActive(interface: interface) {
@@ -52,6 +55,8 @@ public final class USBRedirectDevice: USBBackendDevice {
                     let record = USBDetachRecord(portPath: host.portPath, interface: interface, driver: driver)
                     try journal?.willDetach(record)
                     try opened.detachKernelDriver(interface: interface)
+                    detached.append(record)
+                } else if let record = owed.first(where: { $0.interface == interface }) {
                     detached.append(record)
                 }
                 try opened.claimInterface(interface)
