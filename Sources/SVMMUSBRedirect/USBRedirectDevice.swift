@@ -114,7 +114,8 @@ public final class USBRedirectDevice: USBBackendDevice {
                 try opened.attachKernelDriver(interface: record.interface)
                 journal?.reattached(record)
             } catch {
-                log("usb redirect: reattaching \(record.driver) to \(record.portPath) interface \(record.interface): \(error)")
+                log("usb redirect: reattaching \(record.driver) to \(record.portPath) interface \(record.interface): \(error) "
+                    + "(still owed: given back when the device is redirected again and closed, or by svmm restore)")
             }
         }
         detached = []
