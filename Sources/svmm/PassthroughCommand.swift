@@ -98,7 +98,7 @@ struct PassthroughCommand: ParsableCommand {
             kernel: try RunCommand.readFile(kernel ?? "", what: "kernel"), initrd: try initrd.map { try RunCommand.readFile($0, what: "initrd") },
             commandLine: cmdline, memorySize: MemorySize.parse(mem) ?? 0, cpus: cpus)
         return RunCommand.runWithVirtio(
-            boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? (net ?? "tap") : nil, usb: usbPlan)
+            boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? (net ?? "tap") : nil, usb: usbPlan, usbPlanShown: true)
     }
 
     func validate() throws {

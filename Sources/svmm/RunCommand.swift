@@ -68,7 +68,9 @@ struct RunCommand: ParsableCommand {
 
     /// Builds the guest, attaches virtio-blk (`disk`), virtio-net (`net`) and the xHCI with the
     /// `usb` plan's devices, runs it; returns the exit status.
-    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: USBAttachmentPlan = .init(entries: [])) -> Int32 {
+    /// `usbPlanShown`: the caller printed the plan (its fallbacks) already.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: USBAttachmentPlan = .init(entries: []),
+                              usbPlanShown: Bool = false) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
@@ -86,7 +88,8 @@ struct RunCommand: ParsableCommand {
         var usbBox: USBRun.Box?
         if !usb.entries.isEmpty {
             let prepared: USBRun.Prepared
-            do { prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal)) } catch {
+            do { prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal),
+                                                 announceFallbacks: !usbPlanShown) } catch {
                 Self.fail(error.description)
             }
             do { usbBox = try USBRun.attach(prepared, to: machine) } catch {
