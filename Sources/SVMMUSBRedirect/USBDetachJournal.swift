@@ -22,6 +22,12 @@ public protocol USBDetachJournal: AnyObject {
     func willDetach(_ record: USBDetachRecord) throws(USBRedirectError)
     /// Called once the driver is bound again.
     func reattached(_ record: USBDetachRecord)
+    /// Detaches not yet given back (e.g. the device left before its reattach could happen).
+    func outstanding() -> [USBDetachRecord]
+}
+
+extension USBDetachJournal {
+    public func outstanding() -> [USBDetachRecord] { [] }
 }
 
 /// A line-per-event journal file: `detach PORT INTERFACE DRIVER` and `reattach PORT INTERFACE`.

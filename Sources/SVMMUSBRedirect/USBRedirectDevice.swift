@@ -45,6 +45,9 @@ public final class USBRedirectDevice: USBBackendDevice {
         } catch {
             throw .host(error.description)
         }
+        // A driver svmm detached before, and could not give back (the device was unplugged or
+        // deauthorized first), is still owed: this redirect gives it back when it closes.
+        let owed = journal?.outstanding().filter { $0.portPath == host.portPath } ?? []
         do {
             for interface in interfaces {
                 if try opened.kernelDriverActive(interface: interface) {
@@ -52,6 +55,8 @@ public final class USBRedirectDevice: USBBackendDevice {
                     let record = USBDetachRecord(portPath: host.portPath, interface: interface, driver: driver)
                     try journal?.willDetach(record)
                     try opened.detachKernelDriver(interface: interface)
+                    detached.append(record)
+                } else if let record = owed.first(where: { $0.interface == interface }) {
                     detached.append(record)
                 }
                 try opened.claimInterface(interface)
@@ -71,6 +76,8 @@ public final class USBRedirectDevice: USBBackendDevice {
 
     deinit { close() }
 
+    static let autoprobePath = "/sys/bus/usb/drivers_autoprobe"
+
     /// HID interfaces (class 03) that a host input driver has bound: keyboards and mice the host
     /// console may be using. Redirecting still proceeds; the caller shows the warning.
     static func inputWarnings(portPath: String, interfaces: [USBConfigurationDescriptor.Interface],
@@ -88,18 +95,27 @@ public final class USBRedirectDevice: USBBackendDevice {
     }
 
     /// Cancels transfers, releases the interfaces and reattaches the kernel drivers. Idempotent.
+    /// An interface that had no driver when it was claimed (a device reconnected by hotplug may be
+    /// claimed before the kernel probed it) is offered to the kernel's drivers when the host
+    /// probes new devices itself (`/sys/bus/usb/drivers_autoprobe` is 1): the host then ends as it
+    /// would have been had svmm never claimed it.
     public func close() {
         guard !closed else { return }
         closed = true
         engine.stop()
         for interface in claimed { try? opened.releaseInterface(interface) }
+        let undetached = claimed.filter { interface in !detached.contains { $0.interface == interface } }
+        if !undetached.isEmpty, USBHotplugMatcher.readAttribute(Self.autoprobePath) == "1" {
+            for interface in undetached { try? opened.attachKernelDriver(interface: interface) }
+        }
         claimed = []
         for record in detached {
             do {
                 try opened.attachKernelDriver(interface: record.interface)
                 journal?.reattached(record)
             } catch {
-                log("usb redirect: reattaching \(record.driver) to \(record.portPath) interface \(record.interface): \(error)")
+                log("usb redirect: reattaching \(record.driver) to \(record.portPath) interface \(record.interface): \(error) "
+                    + "(still owed: given back when the device is redirected again and closed, or by svmm restore)")
             }
         }
         detached = []

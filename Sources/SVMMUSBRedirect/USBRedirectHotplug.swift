@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import SVMMUSBHost
 import SVMMUdev
 import SVMMXHCI
@@ -6,16 +9,32 @@ import SVMMXHCI
 /// the same identity is back and ready (issue 7: follow hotplug without polling). Pure.
 ///
 /// - Gone: `remove` of the usb_device (unplugged), or `remove` of one of its interfaces (the
-///   device was deauthorized or deconfigured: `echo 0 > authorized`; the usb_device stays).
-/// - Back: `bind` of the usb_device (a replug: the kernel sends it after every interface has been
-///   added and probed) or of one of its interfaces (reauthorized). `add` is too early: the
-///   interfaces, and their kernel drivers, do not exist yet, so a detach then would race the probe.
-///   A `bind` to usbfs is svmm's own claim and never counts.
+///   device was deauthorized or deconfigured: `echo 0 > authorized`; the usb_device stays) —
+///   unless the device is still authorized and now has a different configuration than the
+///   removed interface's: that is the guest's SET_CONFIGURATION to another configuration, which
+///   makes the kernel replace the interfaces of a device that never left.
+/// - Back: `add` or `bind` of one of its interfaces (replugged or reauthorized; an interface no
+///   kernel driver wants sends no `bind`, so `add` must count), or `bind` of the usb_device. The
+///   usb_device's `add` is too early: it has no interfaces yet. At an interface's `add` the
+///   kernel may be probing a driver for it: the claim either wins (the driver is then not bound)
+///   or fails busy, and the `bind` that follows tries again. A `bind` to usbfs is svmm's own claim
+///   and never counts.
 public struct USBHotplugMatcher: Sendable {
     public enum Decision: Equatable, Sendable {
         case connect(sysname: String)
         case disconnect(sysname: String)
         case ignore
+    }
+
+    /// The usb_device's sysfs state when an event is handled: `authorized`, and
+    /// `bConfigurationValue` (nil when unconfigured). The whole state is nil when the device is gone.
+    public struct DeviceState: Equatable, Sendable {
+        public var authorized: Bool
+        public var configuration: Int?
+        public init(authorized: Bool, configuration: Int?) {
+            self.authorized = authorized
+            self.configuration = configuration
+        }
     }
 
     public let selector: USBDeviceSelector
@@ -29,28 +48,56 @@ public struct USBHotplugMatcher: Sendable {
 
     /// `devtype` is usb_device or usb_interface; `sysname` is e.g. `1-1.2` or `1-1.2:1.0`;
     /// `product` is the uevent's PRODUCT ("46f4/1/0": vid/pid/bcdDevice in hex, on both devtypes);
-    /// `driver` the uevent's DRIVER (on bind).
-    public mutating func decide(action: String, devtype: String?, sysname: String, product: String?, driver: String? = nil) -> Decision {
+    /// `driver` the uevent's DRIVER (on bind); `state` the usb_device's sysfs state now (read only
+    /// for an interface's `remove`).
+    public mutating func decide(action: String, devtype: String?, sysname: String, product: String?, driver: String? = nil,
+                                state: DeviceState? = nil) -> Decision {
         let device: String
+        var interfaceConfiguration: Int?
         switch devtype {
         case "usb_device": device = sysname
         case "usb_interface":
+            // `1-3:1.0`: device 1-3, configuration 1, interface 0.
             guard let colon = sysname.firstIndex(of: ":") else { return .ignore }
             device = String(sysname[..<colon])
+            interfaceConfiguration = sysname[sysname.index(after: colon)...].split(separator: ".").first.flatMap { Int($0) }
         default: return .ignore
         }
         switch action {
         case "remove":
             guard device == connected else { return .ignore }
+            if devtype == "usb_interface", let state, state.authorized, let old = interfaceConfiguration,
+               let now = state.configuration, now != old {
+                return .ignore  // a configuration change (SET_CONFIGURATION), not an unplug
+            }
             connected = nil
             return .disconnect(sysname: device)
-        case "bind":
-            guard connected == nil, driver != "usbfs", matches(sysname: device, product: product) else { return .ignore }
+        case "bind" where driver != "usbfs", "add" where devtype == "usb_interface":
+            guard connected == nil, matches(sysname: device, product: product) else { return .ignore }
             connected = device
             return .connect(sysname: device)
         default:
             return .ignore
         }
+    }
+
+    /// The usb_device's state as sysfs under `devices` (e.g. /sys/bus/usb/devices) shows it now;
+    /// nil when it is gone. Read-only.
+    public static func deviceState(sysname: String, devices: String = USBInventory.sysfsUSBDevices) -> DeviceState? {
+        guard let authorized = readAttribute("\(devices)/\(sysname)/authorized") else { return nil }
+        let configuration = readAttribute("\(devices)/\(sysname)/bConfigurationValue").flatMap { Int($0) }
+        return DeviceState(authorized: authorized == "1", configuration: configuration)
+    }
+
+    static func readAttribute(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 64)
+        // SAFETY: reads into the array's own storage, at most its length.
+        let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard got >= 0 else { return nil }
+        return String(String(decoding: bytes.prefix(got), as: UTF8.self).filter { !$0.isWhitespace })
     }
 
     /// The connect could not be completed (wrong serial, open failed): wait for the next one.
@@ -84,6 +131,10 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
     /// The name the guest's port knows the device by (stable across replugs of the same identity).
     public private(set) var deviceName: String?
     public var log: (String) -> Void = { _ in }
+    /// How often the device left the guest, and how often the same identity was redirected again
+    /// (for the closing summary).
+    public private(set) var disconnects = 0
+    public private(set) var reconnects = 0
 
     public init(selector: USBDeviceSelector, serial: String?, context: USBContext, journal: (any USBDetachJournal)?) throws(USBRedirectError) {
         self.context = context
@@ -119,15 +170,22 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
     public func takeHotplugEvents() -> [USBHotplugEvent] {
         var events: [USBHotplugEvent] = []
         while let uevent = try? monitor.next(timeout: .zero) {
-            let decision = matcher.decide(action: uevent.action ?? "", devtype: uevent.devtype, sysname: uevent.sysname,
-                                          product: uevent.properties["PRODUCT"], driver: uevent.properties["DRIVER"] ?? uevent.driver)
+            let action = uevent.action ?? ""
+            // An interface removal is an unplug only if the device did not just change configuration.
+            let state = action == "remove" && uevent.devtype == "usb_interface"
+                ? uevent.sysname.split(separator: ":").first.flatMap { USBHotplugMatcher.deviceState(sysname: String($0)) } : nil
+            let decision = matcher.decide(action: action, devtype: uevent.devtype, sysname: uevent.sysname,
+                                          product: uevent.properties["PRODUCT"], driver: uevent.properties["DRIVER"] ?? uevent.driver,
+                                          state: state)
             switch decision {
             case .disconnect(let sysname):
                 if let gone = current {
                     log("usb redirect: \(sysname) is gone; disconnecting \(gone.name) from the guest")
+                    gone.log = log
                     gone.close()
                     events.append(.disconnect(name: gone.name))
                     current = nil
+                    disconnects += 1
                 }
             case .connect(let sysname):
                 if let redirect = reconnect(sysname: sysname) {
@@ -135,6 +193,7 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
                     current = redirect
                     deviceName = redirect.name
                     events.append(.connect(redirect))
+                    reconnects += 1
                 } else {
                     matcher.connectFailed()
                 }
@@ -164,6 +223,7 @@ public final class USBRedirectHotplugProvider: USBDeviceProvider {
 
     /// Gives the device now redirected back to the host (exit).
     public func close() {
+        current?.log = log
         current?.close()
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Glibc
 #endif
 import SVMMHost
+import SVMMUSBRedirect
 import SVMMVFIO
 import SVMMVMM
 
@@ -19,8 +20,11 @@ struct PassthroughCommand: ParsableCommand {
             DMA-mapped with IOVA = guest physical address), the guest (`svmm run` \
             plus the functions on its PCI bus 0), then, when the guest powers off or svmm gets SIGINT or \
             SIGTERM, a device reset and the return of every function to its recorded original driver. \
-            After a SIGKILL, run `svmm restore`. The closing note (stderr) names the DMA backend, the \
-            reset used and the interrupt modes the guest used. Exit status: the guest's (0 after \
+            After a SIGKILL, run `svmm restore`. With --usb, the guest also gets svmm's emulated xHCI with \
+            host USB devices redirected through libusb or emulated ones (the same SPEC as `svmm run --usb`); \
+            every --usb is resolved before anything is bound, and a redirected device's kernel drivers are \
+            given back on exit. The closing note (stderr) names the DMA backend, the \
+            reset used, the interrupt modes the guest used and what each --usb became. Exit status: the guest's (0 after \
             poweroff), 1 when refused or setup failed (bindings restored), 2 bad input.
             """
     )
@@ -72,11 +76,13 @@ struct PassthroughCommand: ParsableCommand {
     @Option(help: "A virtio-net device on a TAP next to the passed-through functions; with --fallback, the TAP a failing NIC's virtio-net uses (tap=NAME or tap, a new svmmN; the fallback's default is tap).")
     var net: String?
 
+    @OptionGroup var usb: USBOptions
+
     @Argument(help: ArgumentHelp("PCI addresses: DDDD:BB:DD.F or BB:DD.F.", valueName: "ADDRESS"), transform: PCIAddressArgument.transform)
     var addresses: [PCIAddress]
 
     /// The fallback rule (see `VirtioFallback`): report the substitution and boot with it, or refuse.
-    func runFallback(inventory: HostInventory, refusals: [CheckRefusal]) throws -> Int32 {
+    func runFallback(inventory: HostInventory, refusals: [CheckRefusal], usbPlan: USBAttachmentPlan) throws -> Int32 {
         guard addresses.count == 1, let address = addresses.first else {
             RunCommand.note("svmm passthrough: error: --fallback takes exactly one device address")
             return 2
@@ -91,7 +97,8 @@ struct PassthroughCommand: ParsableCommand {
         let boot = LinuxBootConfiguration(
             kernel: try RunCommand.readFile(kernel ?? "", what: "kernel"), initrd: try initrd.map { try RunCommand.readFile($0, what: "initrd") },
             commandLine: cmdline, memorySize: MemorySize.parse(mem) ?? 0, cpus: cpus)
-        return RunCommand.runWithVirtio(boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? (net ?? "tap") : nil)
+        return RunCommand.runWithVirtio(
+            boot, disk: substitute == .virtioBlk ? disk : nil, net: substitute == .virtioNet ? (net ?? "tap") : nil, usb: usbPlan, usbPlanShown: true)
     }
 
     func validate() throws {
@@ -117,10 +124,20 @@ struct PassthroughCommand: ParsableCommand {
         for i in plan.moves.indices { plan.moves[i].reason = PassthroughOwner.reason() }
         let say: (String) -> Void = { RunCommand.note($0) }
         say(plan.renderText())
-        if plan.refused, fallback {
-            throw ExitCode(try runFallback(inventory: inventory, refusals: plan.refusals))
+        if plan.refused, !fallback { BindFailure(.refused(plan.refusals)).exit() }
+        // Every --usb is resolved before anything is bound: a hub, a selector matching several
+        // devices, an absent device without a fallback or an unusable image refuses here.
+        let usbPlan: USBAttachmentPlan
+        do {
+            usbPlan = try usb.plan()
+        } catch {
+            say("svmm passthrough: error: \(error); nothing changed")
+            throw ExitCode(1)
         }
-        if plan.refused { BindFailure(.refused(plan.refusals)).exit() }
+        for entry in usbPlan.entries { say("svmm: \(entry.text)") }
+        if plan.refused {
+            throw ExitCode(try runFallback(inventory: inventory, refusals: plan.refusals, usbPlan: usbPlan))
+        }
         // A backend that cannot work on this kernel is refused before anything is bound. (Whether each
         // device has a cdev is known only once it is on vfio-pci; the VM checks that.)
         if case .failure(let error) = PassthroughVM.selectBackend(vfioBackend, addresses: [], rootPath: global.rootPath) {
@@ -130,7 +147,8 @@ struct PassthroughCommand: ParsableCommand {
         var vmAddresses = addresses
         if group { for move in plan.moves where !vmAddresses.contains(move.address) { vmAddresses.append(move.address) } }
         if dryRun {
-            say("svmm passthrough: dry run: would bind \(plan.moves.count) function(s), then boot a guest with \(vmAddresses.map(\.description).joined(separator: " ")); nothing changed")
+            let usbText = usbPlan.entries.isEmpty ? "" : " and \(usbPlan.entries.count) USB device(s)"
+            say("svmm passthrough: dry run: would bind \(plan.moves.count) function(s), then boot a guest with \(vmAddresses.map(\.description).joined(separator: " "))\(usbText); nothing changed")
             return
         }
 
@@ -161,7 +179,7 @@ struct PassthroughCommand: ParsableCommand {
             let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
             status = PassthroughOptions.runVM(
                 addresses: vmAddresses, boot: boot, json: output.json, romfile: romfile, root: global.rootPath, backend: vfioBackend,
-                disk: disk, net: net)
+                usb: usbPlan, usbPlanShown: true, disk: disk, net: net)
         }
 
         // 7. Restore what this run bound.

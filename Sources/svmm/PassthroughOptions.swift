@@ -31,7 +31,8 @@ struct PassthroughOptions: ParsableArguments {
     /// Runs the VM with `addresses`; returns svmm's exit status. Prints progress and the closing note
     /// on stderr (with `json`, the summary as JSON on stdout and the console on stderr).
     func runVM(
-        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, usb: [USBAttachmentSpec] = [], disk: String? = nil, net: String? = nil
+        addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, usb: USBAttachmentPlan = .init(entries: []), disk: String? = nil,
+        net: String? = nil
     ) -> Int32 {
         Self.runVM(addresses: addresses, boot: boot, json: json, romfile: romfile, root: vfioRoot, backend: vfioBackend, usb: usb, disk: disk, net: net)
     }
@@ -39,11 +40,12 @@ struct PassthroughOptions: ParsableArguments {
     /// `usb`, `disk`, `net`: emulated devices the guest gets next to the passed-through functions.
     static func runVM(
         addresses: [PCIAddress], boot: LinuxBootConfiguration, json: Bool, romfile: String?, root: String, backend: VFIOBackend.Request,
-        usb: [USBAttachmentSpec] = [], disk: String? = nil, net: String? = nil
+        usb: USBAttachmentPlan = .init(entries: []), usbPlanShown: Bool = false, disk: String? = nil, net: String? = nil
     ) -> Int32 {
         let rom = romfile.map { path -> [UInt8] in (try? RunCommand.readFile(path, what: "ROM file")) ?? [] }
         var vm = PassthroughVM(addresses: addresses, boot: boot, rootPath: root, romFile: rom, consoleToStderr: json, usb: usb, disk: disk, net: net)
         vm.backendRequest = backend
+        vm.usbPlanShown = usbPlanShown
         let summary: PassthroughVM.Summary
         do {
             summary = try vm.run(progress: { RunCommand.note("svmm: \($0)") })

@@ -32,6 +32,8 @@ struct PassthroughVM {
         var dmaMappings: Int
         var dmaBytes: UInt64
         var devices: [Device] = []
+        /// What each `--usb` became: redirected (with the drivers detached), a fallback and why, or emulated.
+        var usb: [USBRun.Report] = []
         var exit: String?
         var exitStatus: Int32?
     }
@@ -48,8 +50,11 @@ struct PassthroughVM {
     let rootPath: String
     let romFile: [UInt8]?
     let consoleToStderr: Bool
-    /// `--usb` devices for an emulated xHCI next to the passthrough functions.
-    var usb: [USBAttachmentSpec] = []
+    /// `--usb` devices for an emulated xHCI next to the passthrough functions (planned, and so
+    /// checked, before anything was bound).
+    var usb = USBAttachmentPlan(entries: [])
+    /// The plan was printed before binding (`svmm passthrough`): do not say its fallbacks again.
+    var usbPlanShown = false
     /// Virtio devices next to the functions (`--disk`, `--net`): they share the machine's interrupt
     /// router, and so its one GSI routing table, with the functions' MSI/MSI-X vectors.
     var disk: String? = nil
@@ -263,14 +268,28 @@ struct PassthroughVM {
         }
 
         // 6. USB (its BAR is outside the passthrough window), then run.
+        // A failure here (a device unplugged since the plan, with no fallback) gives everything back.
         var usbBox: USBRun.Box?
-        if !usb.isEmpty {
-            let (usbDevices, providers) = USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
-            usbBox = USBRun.attach(usbDevices, providers: providers, to: machine, slot: USBRun.passthroughSlot)
+        if !usb.entries.isEmpty {
+            let prepared: USBRun.Prepared
+            do {
+                prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal), announceFallbacks: !usbPlanShown)
+            } catch {
+                virtio.shutdown()
+                throw abandon(.setup(error.description))
+            }
+            do {
+                usbBox = try USBRun.attach(prepared, to: machine, slot: USBRun.passthroughSlot)
+            } catch {
+                prepared.close()
+                virtio.shutdown()
+                throw abandon(.setup(error.description))
+            }
+            for report in prepared.reports { progress("usb: --usb \(report.option): \(report.device) as a guest USB device") }
         }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
-        usbBox?.shutdown()
+        summary.usb = usbBox?.shutdown() ?? []
         // From here on SIGINT/SIGTERM must not interrupt the reset and restore (and the handler's
         // target, the vCPU's run page, is no longer of use).
         signal(SIGINT, SIG_IGN)
@@ -363,6 +382,7 @@ struct PassthroughVM {
             lines.append("svmm:   \(d.address) (group \(d.group)) as guest \(d.guestAddress): interrupts \(modes); reset before: \(d.resetBefore); reset after: \(d.resetAfter ?? "-")")
             for n in d.notes { lines.append("svmm:     note: \(n)") }
         }
+        for u in summary.usb { lines.append("svmm:   " + u.summaryLine) }
         if let exit = summary.exit { lines.append("svmm:   guest ended: \(exit)") }
         return lines.joined(separator: "\n")
     }

@@ -41,8 +41,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var passthrough: PassthroughOptions
 
-    @Option(name: .customLong("usb"), help: "A USB device for the guest's xHCI: VID:PID[,serial=S][,fallback=storage:IMAGE[:ro]], bus=B,port=P.P, storage:IMAGE[,readonly] or keyboard (repeatable).")
-    var usb: [String] = []
+    @OptionGroup var usb: USBOptions
 
     func validate() throws {
         guard let size = MemorySize.parse(mem) else {
@@ -52,27 +51,27 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--mem \(mem) must be a multiple of 4 KiB between 32M and 1T")
         }
         guard cpus >= 1, cpus <= 255 else { throw ValidationError("--cpus must be between 1 and 255") }
-        for spec in usb {
-            do { _ = try USBAttachmentSpec(parsing: spec) } catch { throw ValidationError(error.description) }
-        }
     }
 
     func run() throws {
         let memorySize = MemorySize.parse(mem) ?? 0
         let kernelBytes = try Self.readFile(kernel, what: "kernel")
         let initrdBytes = try initrd.map { try Self.readFile($0, what: "initrd") }
-        if !passthrough.device.isEmpty {
-            let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-            let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
-            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbSpecs, disk: disk, net: net))
-        }
+        // Every --usb is resolved (device found, not a hub, images usable) before anything changes.
+        let usbPlan: USBAttachmentPlan
+        do { usbPlan = try usb.plan() } catch { Self.fail(error.description) }
         let boot = LinuxBootConfiguration(kernel: kernelBytes, initrd: initrdBytes, commandLine: cmdline, memorySize: memorySize, cpus: cpus)
-        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usb))
+        if !passthrough.device.isEmpty {
+            throw ExitCode(passthrough.runVM(addresses: passthrough.device, boot: boot, json: false, usb: usbPlan, disk: disk, net: net))
+        }
+        throw ExitCode(Self.runWithVirtio(boot, disk: disk, net: net, usb: usbPlan))
     }
 
-    /// Builds the guest, attaches virtio-blk (`disk`), virtio-net (`net`) and the xHCI with `usb`
-    /// devices (specs already checked by `validate()`), runs it; returns the exit status.
-    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: [String] = []) -> Int32 {
+    /// Builds the guest, attaches virtio-blk (`disk`), virtio-net (`net`) and the xHCI with the
+    /// `usb` plan's devices, runs it; returns the exit status.
+    /// `usbPlanShown`: the caller printed the plan (its fallbacks) already.
+    static func runWithVirtio(_ boot: LinuxBootConfiguration, disk: String?, net: String?, usb: USBAttachmentPlan = .init(entries: []),
+                              usbPlanShown: Bool = false) -> Int32 {
         let machine: Machine
         do {
             machine = try LinuxGuest.build(
@@ -87,15 +86,22 @@ struct RunCommand: ParsableCommand {
         }
         var virtio = VirtioAttachment()
         if let failure = attachVirtio(&virtio, disk: disk, net: net, to: machine) { Self.fail(failure) }
-        let usbSpecs = usb.compactMap { try? USBAttachmentSpec(parsing: $0) }
         var usbBox: USBRun.Box?
-        if !usbSpecs.isEmpty {
-            let (devices, providers) = USBRun.devices(for: usbSpecs, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal))
-            usbBox = USBRun.attach(devices, providers: providers, to: machine)
+        if !usb.entries.isEmpty {
+            let prepared: USBRun.Prepared
+            do { prepared = try USBRun.devices(for: usb, journal: USBDetachJournalFile(path: USBRestoreCommand.defaultJournal),
+                                                 announceFallbacks: !usbPlanShown) } catch {
+                Self.fail(error.description)
+            }
+            do { usbBox = try USBRun.attach(prepared, to: machine) } catch {
+                prepared.close()
+                Self.fail(error.description)
+            }
         }
-        defer { usbBox?.shutdown() }
         SignalStop.install(for: machine)
         let reason = machine.runAll()
+        // Before any exit below: redirected devices go back to their host drivers.
+        usbBox?.shutdown()
         virtio.shutdown()
         switch reason {
         case .poweroff, .reset, .halted:

@@ -22,12 +22,32 @@ enum USBRun {
     static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
 
+    /// Why the USB half could not be set up (the caller decides what that ends: `svmm run` exits,
+    /// `svmm passthrough` gives the PCI functions back first).
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    typealias Report = USBAttachmentReport
+
+    /// Devices ready to attach: emulated ones built, host ones opened (drivers detached).
+    struct Prepared {
+        var devices: [any USBBackendDevice] = []
+        var providers: [USBRedirectHotplugProvider] = []
+        var reports: [Report] = []
+        /// For each provider, the index of its report.
+        var providerReports: [Int] = []
+
+        /// Gives every redirected device back (a failure before the guest ran).
+        func close() { for provider in providers { provider.close() } }
+    }
+
     /// Holds the controller for closures that run on other threads; every use takes the machine's
     /// device lock first, which is what serializes the controller.
     final class Box: @unchecked Sendable {
         let function: XHCIPCIFunction
         let pump: DispatchQueue
-        var providers: [USBRedirectHotplugProvider] = []
+        var prepared = Prepared()
         var sources: [any DispatchSourceRead] = []
         init(function: XHCIPCIFunction, pump: DispatchQueue) {
             self.function = function
@@ -35,58 +55,86 @@ enum USBRun {
         }
 
         /// Stops following hotplug, waits out a handler that is running, then gives every
-        /// redirected device back to its kernel drivers.
-        func shutdown() {
+        /// redirected device back to its kernel drivers. Returns what each `--usb` became.
+        @discardableResult
+        func shutdown() -> [Report] {
             for source in sources { source.cancel() }
             pump.sync {}
-            for provider in providers { provider.close() }
+            prepared.close()
+            var reports = prepared.reports
+            for (provider, index) in zip(prepared.providers, prepared.providerReports) where reports.indices.contains(index) {
+                reports[index].disconnects = provider.disconnects
+                reports[index].reconnects = provider.reconnects
+            }
+            return reports
         }
     }
 
-    static func devices(for specs: [USBAttachmentSpec], journal: USBDetachJournalFile) -> ([any USBBackendDevice], [USBRedirectHotplugProvider]) {
-        var devices: [any USBBackendDevice] = []
-        var providers: [USBRedirectHotplugProvider] = []
+    /// Builds the emulated devices and opens the host ones the plan names. A host device that
+    /// went away since the plan was made uses its fallback, or fails; on failure everything
+    /// opened so far is given back.
+    /// `announceFallbacks`: say the plan's fallbacks (and why) on stderr; `svmm passthrough`
+    /// printed its whole plan before binding already.
+    static func devices(for plan: USBAttachmentPlan, journal: USBDetachJournalFile, announceFallbacks: Bool = true) throws(Failure) -> Prepared {
+        var prepared = Prepared()
         mkdir("/run/svmm", 0o755)
         var context: USBContext?
-        for spec in specs {
-            switch spec {
+        func storage(_ image: String, readOnly: Bool, what: String) throws(Failure) -> USBMassStorage {
+            do {
+                let backing = try USBFileBacking(path: image, readOnly: readOnly)
+                return USBMassStorage(disk: SCSIDisk(backing: backing), name: "emulated storage \(image)")
+            } catch {
+                prepared.close()
+                throw Failure(description: "--usb \(what): \(error)")
+            }
+        }
+        for entry in plan.entries {
+            switch entry.action {
             case .keyboard:
-                devices.append(USBKeyboard())
+                prepared.devices.append(USBKeyboard())
+                prepared.reports.append(Report(option: entry.option, kind: .emulated, device: "emulated keyboard"))
             case .storage(let image, let readOnly):
-                do {
-                    let backing = try USBFileBacking(path: image, readOnly: readOnly)
-                    devices.append(USBMassStorage(disk: SCSIDisk(backing: backing), name: "emulated storage \(image)"))
-                } catch {
-                    RunCommand.fail("--usb storage:\(image): \(error)")
-                }
-            case .host(let selector, let serial, let fallback):
+                prepared.devices.append(try storage(image, readOnly: readOnly, what: entry.option))
+                prepared.reports.append(Report(option: entry.option, kind: .emulated, device: "emulated storage \(image)"))
+            case .fallback(let image, let readOnly, let reason):
+                if announceFallbacks { RunCommand.note("svmm: \(entry.text)") }
+                prepared.devices.append(try storage(image, readOnly: readOnly, what: entry.option))
+                prepared.reports.append(Report(option: entry.option, kind: .fallback, device: "emulated storage \(image)", fallbackReason: reason))
+            case .redirect:
+                guard case .host(let selector, let serial, let fallback) = entry.spec else { continue }
                 do {
                     if context == nil { context = try USBContext() }
                     guard let context else { continue }
                     let provider = try USBRedirectHotplugProvider(selector: selector, serial: serial, context: context, journal: journal)
                     provider.log = { RunCommand.note("svmm: \($0)") }
-                    for warning in provider.current?.warnings ?? [] { RunCommand.note("svmm: warning: \(warning)") }
-                    providers.append(provider)
-                    devices += provider.initialDevices()
+                    let warnings = provider.current?.warnings ?? []
+                    for warning in warnings { RunCommand.note("svmm: warning: \(warning)") }
+                    prepared.providers.append(provider)
+                    prepared.providerReports.append(prepared.reports.count)
+                    prepared.devices += provider.initialDevices()
+                    prepared.reports.append(Report(
+                        option: entry.option, kind: .redirected, device: provider.deviceName ?? "\(selector)",
+                        detachedDrivers: (provider.current?.detached ?? []).map { "\($0.interface):\($0.driver)" }, warnings: warnings))
                 } catch {
-                    guard let fallback else { RunCommand.fail("--usb \(selector): \(error)") }
-                    RunCommand.note("svmm: --usb \(selector) cannot be redirected (\(error)); using the emulated storage \(fallback.image) instead")
-                    do {
-                        let backing = try USBFileBacking(path: fallback.image, readOnly: fallback.readOnly)
-                        devices.append(USBMassStorage(disk: SCSIDisk(backing: backing), name: "emulated storage \(fallback.image)"))
-                    } catch {
-                        RunCommand.fail("--usb fallback storage \(fallback.image): \(error)")
+                    guard let fallback else {
+                        prepared.close()
+                        throw Failure(description: "--usb \(entry.option): \(error)")
                     }
+                    let reason = "\(error)"
+                    RunCommand.note("svmm: --usb \(entry.option) cannot be redirected (\(reason)); using the emulated storage \(fallback.image) instead")
+                    prepared.devices.append(try storage(fallback.image, readOnly: fallback.readOnly, what: entry.option))
+                    prepared.reports.append(Report(option: entry.option, kind: .fallback, device: "emulated storage \(fallback.image)",
+                                                   fallbackReason: reason))
                 }
             }
         }
-        return (devices, providers)
+        return prepared
     }
 
-    /// Builds the controller, plugs it into the machine and attaches `devices`. Returns the box
-    /// (keep it alive for the VM's lifetime; `close()` gives redirected devices back).
-    static func attach(_ devices: [any USBBackendDevice], providers: [USBRedirectHotplugProvider], to machine: Machine,
-                       slot: UInt8 = USBRun.slot) -> Box {
+    /// Builds the controller, plugs it into the machine and attaches the prepared devices. Returns
+    /// the box (keep it alive for the VM's lifetime; `shutdown()` gives redirected devices back).
+    /// On failure the caller still owns `prepared` (and closes it).
+    static func attach(_ prepared: Prepared, to machine: Machine, slot: UInt8 = USBRun.slot) throws(Failure) -> Box {
         let pump = DispatchQueue(label: "svmm.usb.completions")
         let holder = Holder()
         let queue = USBCompletionQueue {
@@ -97,7 +145,7 @@ enum USBRun {
         do {
             function = try XHCIPCIFunction(memory: machine.memory, completions: queue, log: { RunCommand.note("svmm: usb: \($0)") })
         } catch {
-            RunCommand.fail("xHCI: \(error)")
+            throw Failure(description: "xHCI: \(error)")
         }
         // Through the machine's interrupt router: its INTx pulse is one source of a line other
         // devices may hold high (the router keeps the wired OR).
@@ -109,8 +157,9 @@ enum USBRun {
         function.config.setBARAddress(index: 0, address: barAddress)
         function.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: intxGSI)
         let box = Box(function: function, pump: pump)
-        box.providers = providers
+        box.prepared = prepared
         holder.box = box
+        let devices = prepared.devices
         let failure: String? = machine.withDevices { (set: inout DeviceSet) -> String? in
             do {
                 guard let address = PCIFunctionAddress(device: slot) else { return "bad slot" }
@@ -124,8 +173,8 @@ enum USBRun {
             }
             return nil
         }
-        if let failure { RunCommand.fail("xHCI: \(failure)") }
-        for provider in providers {
+        if let failure { throw Failure(description: "xHCI: \(failure)") }
+        for provider in prepared.providers {
             let source = DispatchSource.makeReadSource(fileDescriptor: provider.monitorFileDescriptor, queue: pump)
             source.setEventHandler {
                 machine.withDevices { _ in

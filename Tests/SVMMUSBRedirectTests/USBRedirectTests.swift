@@ -99,14 +99,80 @@ import SVMMUSBHost
         // svmm's own detach and claim: unbind, then bind to usbfs. Never a hotplug.
         #expect(m.decide(action: "unbind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: nil) == .ignore)
         #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usbfs") == .ignore)
-        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .disconnect(sysname: "1-3"))
-        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.1", product: "46f4/1/0") == .ignore)  // once
-        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .ignore)
+        let deauthorized = USBHotplugMatcher.DeviceState(authorized: false, configuration: nil)
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", state: deauthorized)
+                == .disconnect(sysname: "1-3"))
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.1", product: "46f4/1/0", state: deauthorized) == .ignore)  // once
         #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usbfs") == .ignore)
         #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", driver: "usb-storage")
                 == .connect(sysname: "1-3"))
         #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "garbage", product: "46f4/1/0") == .ignore)
         #expect(m.decide(action: "remove", devtype: "usb_hub", sysname: "1-3", product: "46f4/1/0") == .ignore)
+    }
+
+    /// Reauthorizing a device none of whose interfaces gets a kernel driver sends `add` for each
+    /// interface and no `bind`: the first interface's `add` reconnects it.
+    @Test func reauthorizingADeviceWithNoKernelDriverReconnectsOnTheInterfaceAdd() throws {
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "46f4:0001"), connected: "1-3")
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0",
+                         state: .init(authorized: false, configuration: nil)) == .disconnect(sysname: "1-3"))
+        // The usb_device's own add/change carry no interfaces yet; another identity's interface is not ours.
+        #expect(m.decide(action: "add", devtype: "usb_device", sysname: "1-3", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-4:1.0", product: "627/1/0") == .ignore)
+        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .connect(sysname: "1-3"))
+        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.1", product: "46f4/1/0") == .ignore)  // once
+        // By port path too; a BUS:ADDR selector still never reconnects.
+        var byPort = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1-3"), connected: nil)
+        #expect(byPort.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.0", product: nil) == .connect(sysname: "1-3"))
+        var byAddress = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "1:4"), connected: nil)
+        #expect(byAddress.decide(action: "add", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0") == .ignore)
+    }
+
+    /// A guest SET_CONFIGURATION to another configuration makes the kernel remove the old
+    /// interfaces (`1-3:1.x`) and add new ones (`1-3:2.x`) of a device that stays authorized: not
+    /// an unplug. A removal of the current configuration's interfaces, or of a device that is no
+    /// longer authorized or gone, still is.
+    @Test func aConfigurationChangeIsNotAnUnplug() throws {
+        var m = USBHotplugMatcher(selector: try USBDeviceSelector(parsing: "46f4:0001"), connected: "1-3")
+        let nowConfig2 = USBHotplugMatcher.DeviceState(authorized: true, configuration: 2)
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", state: nowConfig2) == .ignore)
+        #expect(m.decide(action: "add", devtype: "usb_interface", sysname: "1-3:2.0", product: "46f4/1/0") == .ignore)
+        #expect(m.decide(action: "bind", devtype: "usb_interface", sysname: "1-3:2.0", product: "46f4/1/0", driver: "usb-storage") == .ignore)
+        #expect(m.connected == "1-3")
+        // Deauthorized and authorized again before svmm read the removal: same configuration, so gone.
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:2.0", product: "46f4/1/0", state: nowConfig2)
+                == .disconnect(sysname: "1-3"))
+        m = USBHotplugMatcher(selector: m.selector, connected: "1-3")
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0", state: nil)
+                == .disconnect(sysname: "1-3"))  // the device itself is gone
+        m = USBHotplugMatcher(selector: m.selector, connected: "1-3")
+        #expect(m.decide(action: "remove", devtype: "usb_interface", sysname: "1-3:1.0", product: "46f4/1/0",
+                         state: .init(authorized: true, configuration: nil)) == .disconnect(sysname: "1-3"))  // unconfigured
+    }
+
+    @Test func deviceStateIsReadFromSysfs() throws {
+        let dir = "/tmp/svmm-usb-state-\(getpid())"
+        mkdir(dir, 0o755)
+        mkdir(dir + "/1-3", 0o755)
+        defer {
+            unlink(dir + "/1-3/authorized")
+            unlink(dir + "/1-3/bConfigurationValue")
+            rmdir(dir + "/1-3")
+            rmdir(dir)
+        }
+        func write(_ name: String, _ text: String) {
+            let fd = open(dir + "/1-3/" + name, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+            close(fd)
+        }
+        #expect(USBHotplugMatcher.deviceState(sysname: "1-3", devices: dir) == nil)
+        write("authorized", "1\n")
+        write("bConfigurationValue", "2\n")
+        #expect(USBHotplugMatcher.deviceState(sysname: "1-3", devices: dir) == .init(authorized: true, configuration: 2))
+        write("authorized", "0\n")
+        write("bConfigurationValue", "\n")
+        #expect(USBHotplugMatcher.deviceState(sysname: "1-3", devices: dir) == .init(authorized: false, configuration: nil))
+        #expect(USBHotplugMatcher.deviceState(sysname: "9-9", devices: dir) == nil)
     }
 
     @Test func vendorProductSelectorFollowsTheIdentityToAnotherPort() throws {
