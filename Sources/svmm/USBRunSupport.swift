@@ -21,17 +21,21 @@ enum USBRun {
     /// (0xE000_0000, 1 MiB) and the virtio BAR window (0xE800_0000–0xEFFF_FFFF).
     static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
+    /// `SVMM_USB_STATS=1`: time the transfer path and print the controller's counters on exit (stderr).
+    static let statsWanted: Bool = getenv("SVMM_USB_STATS").map { String(cString: $0) == "1" } ?? false
 
     /// Holds the controller for closures that run on other threads; every use takes the machine's
     /// device lock first, which is what serializes the controller.
     final class Box: @unchecked Sendable {
         let function: XHCIPCIFunction
         let pump: DispatchQueue
+        let machine: Machine
         var providers: [USBRedirectHotplugProvider] = []
         var sources: [any DispatchSourceRead] = []
-        init(function: XHCIPCIFunction, pump: DispatchQueue) {
+        init(function: XHCIPCIFunction, pump: DispatchQueue, machine: Machine) {
             self.function = function
             self.pump = pump
+            self.machine = machine
         }
 
         /// Stops following hotplug, waits out a handler that is running, then gives every
@@ -39,6 +43,10 @@ enum USBRun {
         func shutdown() {
             for source in sources { source.cancel() }
             pump.sync {}
+            if USBRun.statsWanted {
+                let stats = machine.withDevices { _ in function.controller.stats }
+                RunCommand.note("svmm: usb stats: \(stats)")
+            }
             for provider in providers { provider.close() }
         }
     }
@@ -106,9 +114,10 @@ enum USBRun {
         if let line = try? router.makeLineSource(gsi: intxGSI) {
             function.pulseINTx = { _ = try? router.pulse(line) }
         }
+        function.controller.stats.timing = statsWanted
         function.config.setBARAddress(index: 0, address: barAddress)
         function.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: intxGSI)
-        let box = Box(function: function, pump: pump)
+        let box = Box(function: function, pump: pump, machine: machine)
         box.providers = providers
         holder.box = box
         let failure: String? = machine.withDevices { (set: inout DeviceSet) -> String? in

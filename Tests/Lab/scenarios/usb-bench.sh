@@ -5,7 +5,7 @@
 # lab-needs: l2
 # lab-timeout: 900
 # lab-files: Tests/Lab/scenarios/usb-bench.l2-init
-# L2's init reads all of /dev/sda 4 times with dd bs=1M iflag=direct and prints the seconds (L2's
+# L2's init reads all of /dev/sda 8 times with dd bs=1M iflag=direct and prints the seconds (L2's
 # /proc/uptime). Three L2 boots with the same kernel and initramfs: svmm --usb 46f4:0001 (libusb
 # redirect), QEMU -device qemu-xhci -device usb-host,vendorid=0x46f4,productid=0x0001, and svmm
 # --usb storage:IMG (emulated, IMG = a copy of the stick in L1's tmpfs). Results: artifact usb-bench.txt.
@@ -37,7 +37,7 @@ chmod +x /tmp/l2root/init
 (cd /tmp/l2root && find . | cpio -o -H newc 2>/dev/null) >/tmp/l2-usb.cpio
 CMD="console=ttyS0 panic=-1 reboot=k acpi=noirq quiet"
 
-l2_run 300 /tmp/svmm-redirect.log svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-usb.cpio --cmdline "$CMD" \
+l2_run 300 /tmp/svmm-redirect.log env SVMM_USB_STATS=1 svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-usb.cpio --cmdline "$CMD" \
   --mem 256M --cpus 1 --usb 46f4:0001
 _rebound() { [ -L /sys/bus/usb/devices/$dev:1.0/driver ] && [ "$(basename "$(readlink /sys/bus/usb/devices/$dev:1.0/driver)")" = usb-storage ]; }
 lab_wait 20 _rebound
@@ -45,7 +45,7 @@ L2_INITRD=/tmp/l2-usb.cpio
 L2_APPEND="$CMD"
 l2_boot 300 /tmp/qemu-usbhost.log -device qemu-xhci,id=bx -device usb-host,bus=bx.0,vendorid=0x46f4,productid=0x0001
 lab_wait 20 _rebound
-l2_run 300 /tmp/svmm-emulated.log svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-usb.cpio --cmdline "$CMD" \
+l2_run 300 /tmp/svmm-emulated.log env SVMM_USB_STATS=1 svmm run --kernel "$L2_KERNEL" --initrd /tmp/l2-usb.cpio --cmdline "$CMD" \
   --mem 256M --cpus 1 --usb storage:/tmp/usb-copy.img,readonly
 
 secs() { sed -n 's/^L2-READ-SECS \([0-9.]*\).*/\1/p' "$1" | head -n 1; }
