@@ -98,7 +98,14 @@ enum USBRun {
         let pump = DispatchQueue(label: "svmm.usb.completions")
         let holder = Holder()
         let queue = USBCompletionQueue {
-            // Called on any thread, possibly inside a device-locked MMIO exit: hop off first.
+            // Called on any thread. On libusb's event thread the device lock is usually free, and the
+            // completion is handled right there: one thread wake-up fewer per TD, which the lab's
+            // one-CPU TCG L1 pays dearly for. If the lock is held (a vCPU's MMIO exit, or this very
+            // thread completing synchronously inside a submit), hop to the pump, which waits for it.
+            // (Handling there may submit the next TD from inside libusb's callback, which libusb
+            // allows; the redirect's local requests are plain usbfs ioctls, no event handling.)
+            if let box = holder.box,
+               machine.devices.withLockIfAvailable({ _ in box.function.controller.processCompletions() }) != nil { return }
             pump.async { holder.box.map { box in machine.withDevices { _ in box.function.controller.processCompletions() } } }
         }
         let function: XHCIPCIFunction
