@@ -160,10 +160,15 @@ extension XHCIController {
             submittedAt: stats.timing ? XHCITransferStats.now() : 0)
         let inFlightTotal = slots.reduce(0) { $0 + $1.endpoints.values.reduce(0) { $0 + ($1.inFlight == nil ? 0 : 1) } }
         stats.maxInFlightTotal = max(stats.maxInFlightTotal, inFlightTotal)
+        let handedOver = stats.timing ? XHCITransferStats.now() : 0
         device.submit(USBTransferRequest(
             token: token, endpoint: isControl ? 0 : ep.info.address, type: ep.info.type, direction: direction,
             setup: setup, outData: outData, inLength: direction == .input ? total : 0), completions: completions)
-        if stats.timing, startedAt > 0 { stats.submitNanos &+= XHCITransferStats.now() &- startedAt }
+        if stats.timing, startedAt > 0 {
+            let now = XHCITransferStats.now()
+            stats.submitNanos &+= now &- startedAt
+            stats.backendSubmitNanos &+= now &- handedOver
+        }
     }
 
     /// Turns queued completions into Transfer Events. Completions whose token no longer matches the

@@ -23,8 +23,10 @@ public struct XHCITransferStats: Sendable, CustomStringConvertible {
     /// IN TDs whose data buffers are one run of guest-physical memory (a direct host buffer could serve them).
     public var contiguousInTDs = 0
     public var inTDs = 0
-    /// Nanoseconds spent gathering + submitting TDs, and scattering completions into events.
+    /// Nanoseconds spent gathering + submitting TDs (of which inside the backend's `submit`), and
+    /// scattering completions into events.
     public var submitNanos: UInt64 = 0
+    public var backendSubmitNanos: UInt64 = 0
     public var completeNanos: UInt64 = 0
     /// Submit → completion queued by the backend (the device and host stack), summed.
     public var backendNanos: UInt64 = 0
@@ -63,7 +65,7 @@ public struct XHCITransferStats: Sendable, CustomStringConvertible {
         text += " trbs=\(trbsGathered) in=\(bytesIn) out=\(bytesOut) events=\(eventsPosted) irqs=\(interruptsRaised)"
         text += " inflight-max=\(maxInFlightPerEndpoint)/ep,\(maxInFlightTotal)/all in-tds=\(inTDs) contiguous=\(contiguousInTDs)"
         if timing {
-            text += " submit=\(ms(submitNanos)) (\(us(submitNanos, per: tdsSubmitted))/td)"
+            text += " submit=\(ms(submitNanos)) (\(us(submitNanos, per: tdsSubmitted))/td, backend's submit \(us(backendSubmitNanos, per: tdsSubmitted))/td)"
             text += " complete=\(ms(completeNanos)) (\(us(completeNanos, per: tdsCompleted))/td)"
             text += " backend=\(ms(backendNanos)) (\(us(backendNanos, per: tdsCompleted))/td)"
             text += " queue=\(ms(queueNanos)) (\(us(queueNanos, per: tdsCompleted))/td, max \(maxQueueNanos / 1000)us)"
