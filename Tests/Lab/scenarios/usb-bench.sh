@@ -45,6 +45,8 @@ l2_run() {
   _t=$1; _log=$2; shift 2
   timeout -s KILL "$_t" "$@" </dev/null 2>&1 |
     awk '{ sub(/\r$/, ""); u = ""; getline u < "/proc/uptime"; close("/proc/uptime"); split(u, a, " "); print a[1], $0; fflush() }' >"$_log"
+  # Progress on the console, so a run that L1 never finishes (Docs/LAB.md) still shows what it got.
+  grep -E 'L2-READ|svmm: usb stats' "$_log" | sed "s|^|lab: $(basename "$_log" .log): |"
 }
 _rebound() { [ -L /sys/bus/usb/devices/$dev:1.0/driver ] && [ "$(basename "$(readlink /sys/bus/usb/devices/$dev:1.0/driver)")" = usb-storage ]; }
 L2_INITRD=/tmp/l2-usb.cpio
