@@ -162,15 +162,6 @@ public final class USBTransferEngine: @unchecked Sendable {
     private let state = Mutex(State())
     private let stopFlag = Atomic<Bool>(false)
     private var thread: pthread_t?
-    /// The event thread's pthread_t (0 before it exists); lets a completion tell where it runs.
-    private let eventThreadID = Atomic<UInt>(0)
-
-    /// Whether the caller is the engine's event thread, where completions normally run (they run
-    /// on the submitting thread only when a submission fails or a waiting transfer is dropped).
-    public var onEventThread: Bool {
-        let id = eventThreadID.load(ordering: .acquiring)
-        return id != 0 && pthread_equal(pthread_self(), pthread_t(id)) != 0
-    }
 
     public init(device: USBOpenedDevice) throws(USBHostError) {
         opened = device
@@ -191,7 +182,6 @@ public final class USBTransferEngine: @unchecked Sendable {
             throw .libusb(operation: "starting the libusb event thread (pthread_create errno \(rc))", code: LIBUSB_ERROR_OTHER.rawValue, node: nil)
         }
         thread = created
-        eventThreadID.store(UInt(created), ordering: .releasing)
     }
 
     deinit { stop() }

@@ -120,16 +120,8 @@ public final class USBRedirectDevice: USBBackendDevice {
 
     public func submit(_ request: USBTransferRequest, completions: USBCompletionQueue) {
         let token = request.token
-        let engine = engine
         let done: @Sendable (USBAsyncResult) -> Void = { result in
-            let translated = Self.translate(result, inLength: request.inLength)
-            // On libusb's event thread the controller may be handled right there (see USBRunSupport);
-            // a failed submission completes here, inside the controller's context, and must not wait.
-            if engine.onEventThread {
-                completions.completeOnHostThread(token, translated)
-            } else {
-                completions.complete(token, translated)
-            }
+            completions.complete(token, Self.translate(result, inLength: request.inLength))
         }
         guard !closed else {
             completions.complete(token, USBTransferResult(status: .noDevice))

@@ -21,8 +21,6 @@ enum USBRun {
     /// (0xE000_0000, 1 MiB) and the virtio BAR window (0xE800_0000–0xEFFF_FFFF).
     static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
-    /// How often libusb's thread yields for a held device lock before handing a completion to the pump.
-    static let completionYields = 16
     /// `SVMM_USB_STATS=1`: time the transfer path and print the controller's counters on exit (stderr).
     static let statsWanted: Bool = getenv("SVMM_USB_STATS").map { String(cString: $0) == "1" } ?? false
 
@@ -99,29 +97,14 @@ enum USBRun {
                        slot: UInt8 = USBRun.slot) -> Box {
         let pump = DispatchQueue(label: "svmm.usb.completions")
         let holder = Holder()
-        let handOff: @Sendable () -> Void = {
+        let queue = USBCompletionQueue {
+            // Called on any thread, possibly inside a device-locked MMIO exit: hop off first.
+            // (Handling libusb's completions right on its event thread when the lock was free was
+            // tried: it did not shorten the hop measurably, because the completion usually arrives
+            // while the submitting vCPU exit still holds the lock, and the lab's L1 hung in 3 of 8
+            // redirected L2 runs with it; see Docs/BENCHMARKS.md usb-read.)
             pump.async { holder.box.map { box in machine.withDevices { _ in box.function.controller.processCompletions() } } }
         }
-        let queue = USBCompletionQueue(wake: {
-            // Any thread, possibly inside a device-locked MMIO exit (an emulated device completing
-            // synchronously): never wait for the lock here; hop to the pump.
-            handOff()
-        }, hostWake: {
-            // libusb's event thread, which never holds the device lock: handle the completion right
-            // here when the lock is free (one thread wake-up fewer per TD, which the lab's one-CPU
-            // TCG L1 pays dearly for). It is often held by the vCPU still finishing the MMIO exit that
-            // submitted this very transfer (usbfs completes fast), so yield a few times for it before
-            // falling back to the pump; bounded, so a holder that waits for this thread (a hotplug
-            // handler closing the device) costs at most those yields. Handling here may submit the
-            // next TD from inside libusb's callback, which libusb allows; the redirect's local
-            // requests are plain usbfs ioctls, with no event handling.
-            guard let box = holder.box else { return handOff() }
-            for _ in 0..<USBRun.completionYields {
-                if machine.devices.withLockIfAvailable({ _ in box.function.controller.processCompletions() }) != nil { return }
-                sched_yield()
-            }
-            handOff()
-        })
         let function: XHCIPCIFunction
         do {
             function = try XHCIPCIFunction(memory: machine.memory, completions: queue, log: { RunCommand.note("svmm: usb: \($0)") })

@@ -57,32 +57,17 @@ public final class USBCompletionQueue: Sendable {
 
     private let pending = Mutex<[Completion]>([])
     private let wake: @Sendable () -> Void
-    private let hostWake: @Sendable () -> Void
 
     /// `wake` runs after every queued completion, on the completing thread; it should only poke the
     /// controller's context (e.g. write an eventfd), never call into the controller itself.
-    /// `hostWake`, when given, runs instead for `completeOnHostThread`: completions from a thread
-    /// that never runs inside the controller's context (libusb's event thread), which may wait a
-    /// little for that context to become free.
-    public init(wake: @escaping @Sendable () -> Void = {}, hostWake: (@Sendable () -> Void)? = nil) {
+    public init(wake: @escaping @Sendable () -> Void = {}) {
         self.wake = wake
-        self.hostWake = hostWake ?? wake
     }
 
     public func complete(_ token: USBTransferToken, _ result: USBTransferResult) {
-        enqueue(token, result)
-        wake()
-    }
-
-    /// `complete` from a backend's own thread, one that never holds the controller's context.
-    public func completeOnHostThread(_ token: USBTransferToken, _ result: USBTransferResult) {
-        enqueue(token, result)
-        hostWake()
-    }
-
-    private func enqueue(_ token: USBTransferToken, _ result: USBTransferResult) {
         let completion = Completion(token: token, result: result, queuedAt: XHCITransferStats.now())
         pending.withLock { $0.append(completion) }
+        wake()
     }
 
     /// Takes every queued completion, oldest first.
