@@ -101,8 +101,7 @@ enum USBRun {
             // Called on any thread, possibly inside a device-locked MMIO exit: hop off first.
             // (Handling libusb's completions right on its event thread when the lock was free was
             // tried: it did not shorten the hop measurably, because the completion usually arrives
-            // while the submitting vCPU exit still holds the lock, and the lab's L1 hung in 3 of 8
-            // redirected L2 runs with it; see Docs/BENCHMARKS.md usb-read.)
+            // while the submitting vCPU exit still holds the lock; see Docs/BENCHMARKS.md usb-read.)
             pump.async { holder.box.map { box in machine.withDevices { _ in box.function.controller.processCompletions() } } }
         }
         let function: XHCIPCIFunction
