@@ -32,15 +32,79 @@ public enum USBAsyncStatus: Sendable, Equatable, CustomStringConvertible {
 
 public struct USBAsyncResult: Sendable {
     public var status: USBAsyncStatus
-    /// IN data (for control transfers, without the setup packet).
-    public var data: [UInt8]
+    /// IN data (for control transfers, without the setup packet), as an array. For a result of the
+    /// engine this copies `bytes`; readers on a hot path use `bytes` instead.
+    public var data: [UInt8] {
+        get { bytes.map { $0.withBytes { Array($0) } } ?? array }
+        set {
+            array = newValue
+            bytes = nil
+        }
+    }
+    /// IN data still in the transfer's own buffer (results of the engine), or nil.
+    public private(set) var bytes: USBTransferBytes?
     /// Bytes moved.
     public var actualLength: Int
+    private var array: [UInt8]
 
     public init(status: USBAsyncStatus, data: [UInt8], actualLength: Int) {
         self.status = status
-        self.data = data
+        array = data
+        bytes = nil
         self.actualLength = actualLength
+    }
+
+    public init(status: USBAsyncStatus, bytes: USBTransferBytes, actualLength: Int) {
+        self.status = status
+        array = []
+        self.bytes = bytes
+        self.actualLength = actualLength
+    }
+
+    /// How many IN bytes there are, without copying.
+    public var dataCount: Int { bytes?.count ?? array.count }
+}
+
+/// A transfer buffer of the engine, reused for later transfers once nothing refers to it (so a
+/// stream of 1 MiB reads does not allocate and fault in 1 MiB each time).
+final class USBTransferBuffer: @unchecked Sendable {
+    // @unchecked: libusb writes the memory only while the transfer is in flight; after its
+    // callback the bytes are only read (through USBTransferBytes) until the last reference goes,
+    // and then the memory is recycled or freed.
+    let pointer: UnsafeMutableRawPointer
+    let capacity: Int
+    weak var pool: USBTransferEngine?
+
+    init(capacity: Int, pool: USBTransferEngine?) {
+        self.capacity = capacity
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
+        self.pool = pool
+    }
+
+    /// Takes over memory the pool kept.
+    init(recycled pointer: UnsafeMutableRawPointer, capacity: Int, pool: USBTransferEngine) {
+        self.pointer = pointer
+        self.capacity = capacity
+        self.pool = pool
+    }
+
+    deinit {
+        if let pool, pool.recycle(pointer, capacity: capacity) { return }
+        pointer.deallocate()
+    }
+}
+
+/// Received bytes inside a transfer buffer: a read-only window that keeps the buffer alive.
+public struct USBTransferBytes: Sendable {
+    let buffer: USBTransferBuffer
+    let offset: Int
+    public let count: Int
+
+    /// Calls `body` with the bytes; the view must not escape it.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        // SAFETY: offset + count <= capacity (checked where the window is made); `buffer` is kept
+        // alive for the call and nothing writes to it after its transfer completed.
+        body(UnsafeRawBufferPointer(start: buffer.pointer + offset, count: count))
     }
 }
 
@@ -87,6 +151,8 @@ public final class USBTransferEngine: @unchecked Sendable {
 
     struct State {
         var nextID: UInt64 = 1
+        /// Buffers of finished transfers, kept for reuse.
+        var spare: [SpareBuffer] = []
         var inFlight: [UInt64: (transfer: TransferRef, endpoint: UInt8, bytes: Int)] = [:]
         var inFlightBytes = 0
         var waiting: [Pending] = []
@@ -139,12 +205,15 @@ public final class USBTransferEngine: @unchecked Sendable {
 
     /// Cancels everything, waits for the cancellations to complete, and joins the event thread.
     public func stop() {
-        let (transfers, waiting) = state.withLock { s -> ([TransferRef], [Pending]) in
+        let (transfers, waiting, spare) = state.withLock { s -> ([TransferRef], [Pending], [SpareBuffer]) in
             s.stopping = true
             let waiting = s.waiting
             s.waiting = []
-            return (s.inFlight.values.map(\.transfer), waiting)
+            let spare = s.spare
+            s.spare = []
+            return (s.inFlight.values.map(\.transfer), waiting, spare)
         }
+        for buffer in spare { buffer.pointer.deallocate() }  // no transfer refers to a kept buffer
         for pending in waiting { pending.completion(USBAsyncResult(status: .cancelled, data: [], actualLength: 0)) }
         // SAFETY: these transfers are still owned by libusb (in flight); cancelling is allowed from any thread.
         for transfer in transfers { _ = libusb_cancel_transfer(transfer.pointer) }
@@ -205,14 +274,50 @@ public final class USBTransferEngine: @unchecked Sendable {
 
     public var inFlightCount: Int { state.withLock { $0.inFlight.count } }
 
+    /// Most buffers kept for reuse, and the largest one kept.
+    static let maxSpareBuffers = 4
+    static let maxSpareCapacity = 4 << 20
+
+    /// Memory of a buffer no transfer refers to any more.
+    struct SpareBuffer: @unchecked Sendable {
+        // @unchecked: the memory has no other owner while it sits in (or moves out of) the pool.
+        let pointer: UnsafeMutableRawPointer
+        let capacity: Int
+    }
+
+    /// A buffer of at least `bytes`: the smallest kept one that fits, else a new one (rounded up to 4 KiB).
+    func takeBuffer(_ bytes: Int) -> USBTransferBuffer {
+        let needed = max(bytes, 1)
+        let found = state.withLock { s -> SpareBuffer? in
+            var best: Int?
+            for i in s.spare.indices where s.spare[i].capacity >= needed {
+                if best.map({ s.spare[i].capacity < s.spare[$0].capacity }) ?? true { best = i }
+            }
+            guard let best else { return nil }
+            return s.spare.remove(at: best)
+        }
+        if let found { return USBTransferBuffer(recycled: found.pointer, capacity: found.capacity, pool: self) }
+        return USBTransferBuffer(capacity: (needed + 4095) & ~4095, pool: self)
+    }
+
+    /// Keeps a buffer nothing refers to any more; false when the caller should free it.
+    func recycle(_ pointer: UnsafeMutableRawPointer, capacity: Int) -> Bool {
+        guard capacity <= Self.maxSpareCapacity else { return false }
+        return state.withLock { s in
+            guard !s.stopping, s.spare.count < Self.maxSpareBuffers else { return false }
+            s.spare.append(SpareBuffer(pointer: pointer, capacity: capacity))
+            return true
+        }
+    }
+
     final class TransferBox {
         let id: UInt64
         let kind: USBAsyncKind
         let inLength: Int
-        let buffer: UnsafeMutableRawPointer
+        let buffer: USBTransferBuffer
         let completion: @Sendable (USBAsyncResult) -> Void
         weak var engine: USBTransferEngine?
-        init(id: UInt64, kind: USBAsyncKind, inLength: Int, buffer: UnsafeMutableRawPointer,
+        init(id: UInt64, kind: USBAsyncKind, inLength: Int, buffer: USBTransferBuffer,
              completion: @escaping @Sendable (USBAsyncResult) -> Void, engine: USBTransferEngine) {
             self.id = id
             self.kind = kind
@@ -221,18 +326,21 @@ public final class USBTransferEngine: @unchecked Sendable {
             self.completion = completion
             self.engine = engine
         }
-        deinit { buffer.deallocate() }
     }
 
     private func start(_ p: Pending) {
         let setupLength = if case .control = p.kind { 8 } else { 0 }
         let total = setupLength + max(p.outData.count, p.inLength)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(total, 1), alignment: 8)
-        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: max(total, 1))
+        // Not zeroed: libusb sends only the `total` bytes written below (setup + OUT data), and IN
+        // results are read only up to actual_length, which the kernel wrote.
+        let storage = takeBuffer(total)
+        let buffer = storage.pointer
         if case .control(let setup) = p.kind {
-            // SAFETY: the buffer holds 8 + data bytes; the setup packet is 8 bytes.
-            Array(setup.prefix(8)).withUnsafeBytes { src in
-                if let base = src.baseAddress { buffer.copyMemory(from: base, byteCount: src.count) }
+            var packet = Array(setup.prefix(8))
+            packet += [UInt8](repeating: 0, count: 8 - packet.count)
+            // SAFETY: the buffer holds 8 + data bytes; the packet is exactly 8 bytes.
+            packet.withUnsafeBytes { src in
+                if let base = src.baseAddress { buffer.copyMemory(from: base, byteCount: 8) }
             }
         }
         if !p.outData.isEmpty {
@@ -242,11 +350,10 @@ public final class USBTransferEngine: @unchecked Sendable {
             }
         }
         guard let transfer = libusb_alloc_transfer(0) else {
-            buffer.deallocate()
             p.completion(USBAsyncResult(status: .error(LIBUSB_ERROR_NO_MEM.rawValue), data: [], actualLength: 0))
             return
         }
-        let box = TransferBox(id: p.id, kind: p.kind, inLength: p.inLength, buffer: buffer, completion: p.completion, engine: self)
+        let box = TransferBox(id: p.id, kind: p.kind, inLength: p.inLength, buffer: storage, completion: p.completion, engine: self)
         let user = Unmanaged.passRetained(box).toOpaque()
         let callback: libusb_transfer_cb_fn = { transfer in
             guard let transfer, let user = transfer.pointee.user_data else { return }
@@ -262,17 +369,18 @@ public final class USBTransferEngine: @unchecked Sendable {
             default: .error(LIBUSB_ERROR_IO.rawValue)
             }
             let actual = max(0, Int(transfer.pointee.actual_length))
-            var data: [UInt8] = []
-            if box.inLength > 0 {
-                let offset = if case .control = box.kind { 8 } else { 0 }
-                let count = min(actual, box.inLength)
-                // SAFETY: the buffer holds offset + inLength bytes and count <= inLength.
-                data = Array(UnsafeRawBufferPointer(start: box.buffer + offset, count: count))
-            }
             box.engine?.finished(box.id)
             // SAFETY: libusb is done with the transfer once its callback runs.
             libusb_free_transfer(transfer)
-            box.completion(USBAsyncResult(status: status, data: data, actualLength: box.inLength > 0 ? data.count : actual))
+            if box.inLength > 0 {
+                // The IN bytes stay in the transfer's buffer (no copy here); the window keeps it alive.
+                let offset = if case .control = box.kind { 8 } else { 0 }
+                let count = min(actual, box.inLength, box.buffer.capacity - offset)
+                let bytes = USBTransferBytes(buffer: box.buffer, offset: offset, count: max(0, count))
+                box.completion(USBAsyncResult(status: status, bytes: bytes, actualLength: bytes.count))
+            } else {
+                box.completion(USBAsyncResult(status: status, data: [], actualLength: actual))
+            }
         }
         // SAFETY: buffer (total bytes) and box stay alive until the callback; the handle outlives the engine.
         switch p.kind {

@@ -194,10 +194,19 @@ public final class USBRedirectDevice: USBBackendDevice {
         }
     }
 
+    /// The engine's received bytes as the controller's payload: it copies them straight into guest memory.
+    struct HostPayload: USBInPayload {
+        let bytes: USBTransferBytes
+        var count: Int { bytes.count }
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withBytes(body) }
+    }
+
     static func translate(_ result: USBAsyncResult, inLength: Int) -> USBTransferResult {
         switch result.status {
         case .completed:
-            return inLength > 0 ? .input(Array(result.data.prefix(inLength))) : .output(accepted: result.actualLength)
+            guard inLength > 0 else { return .output(accepted: result.actualLength) }
+            if let bytes = result.bytes, bytes.count <= inLength { return USBTransferResult(completedWith: HostPayload(bytes: bytes)) }
+            return .input(Array(result.data.prefix(inLength)))
         case .stall: return .stall()
         case .noDevice: return USBTransferResult(status: .noDevice)
         case .overflow: return USBTransferResult(status: .babble)

@@ -21,6 +21,8 @@ enum USBRun {
     /// (0xE000_0000, 1 MiB) and the virtio BAR window (0xE800_0000–0xEFFF_FFFF).
     static let barAddress: UInt64 = 0xE400_0000
     static let intxGSI: UInt32 = 11
+    /// `SVMM_USB_STATS=1`: time the transfer path and print the controller's counters on exit (stderr).
+    static let statsWanted: Bool = getenv("SVMM_USB_STATS").map { String(cString: $0) == "1" } ?? false
 
     /// Why the USB half could not be set up (the caller decides what that ends: `svmm run` exits,
     /// `svmm passthrough` gives the PCI functions back first).
@@ -47,11 +49,13 @@ enum USBRun {
     final class Box: @unchecked Sendable {
         let function: XHCIPCIFunction
         let pump: DispatchQueue
+        let machine: Machine
         var prepared = Prepared()
         var sources: [any DispatchSourceRead] = []
-        init(function: XHCIPCIFunction, pump: DispatchQueue) {
+        init(function: XHCIPCIFunction, pump: DispatchQueue, machine: Machine) {
             self.function = function
             self.pump = pump
+            self.machine = machine
         }
 
         /// Stops following hotplug, waits out a handler that is running, then gives every
@@ -60,6 +64,10 @@ enum USBRun {
         func shutdown() -> [Report] {
             for source in sources { source.cancel() }
             pump.sync {}
+            if USBRun.statsWanted {
+                let stats = machine.withDevices { _ in function.controller.stats }
+                RunCommand.note("svmm: usb stats: \(stats)")
+            }
             prepared.close()
             var reports = prepared.reports
             for (provider, index) in zip(prepared.providers, prepared.providerReports) where reports.indices.contains(index) {
@@ -139,6 +147,9 @@ enum USBRun {
         let holder = Holder()
         let queue = USBCompletionQueue {
             // Called on any thread, possibly inside a device-locked MMIO exit: hop off first.
+            // (Handling libusb's completions right on its event thread when the lock was free was
+            // tried: it did not shorten the hop measurably, because the completion usually arrives
+            // while the submitting vCPU exit still holds the lock; see Docs/BENCHMARKS.md usb-read.)
             pump.async { holder.box.map { box in machine.withDevices { _ in box.function.controller.processCompletions() } } }
         }
         let function: XHCIPCIFunction
@@ -154,9 +165,10 @@ enum USBRun {
         if let line = try? router.makeLineSource(gsi: intxGSI) {
             function.pulseINTx = { _ = try? router.pulse(line) }
         }
+        function.controller.stats.timing = statsWanted
         function.config.setBARAddress(index: 0, address: barAddress)
         function.config.write(offset: PCIConfigSpace.interruptLine, size: 1, value: intxGSI)
-        let box = Box(function: function, pump: pump)
+        let box = Box(function: function, pump: pump, machine: machine)
         box.prepared = prepared
         holder.box = box
         let devices = prepared.devices

@@ -51,6 +51,8 @@ public final class USBCompletionQueue: Sendable {
     public struct Completion: Sendable {
         public var token: USBTransferToken
         public var result: USBTransferResult
+        /// CLOCK_MONOTONIC nanoseconds when the backend queued it (for `XHCITransferStats`).
+        public var queuedAt: UInt64 = 0
     }
 
     private let pending = Mutex<[Completion]>([])
@@ -63,7 +65,8 @@ public final class USBCompletionQueue: Sendable {
     }
 
     public func complete(_ token: USBTransferToken, _ result: USBTransferResult) {
-        pending.withLock { $0.append(Completion(token: token, result: result)) }
+        let completion = Completion(token: token, result: result, queuedAt: XHCITransferStats.now())
+        pending.withLock { $0.append(completion) }
         wake()
     }
 

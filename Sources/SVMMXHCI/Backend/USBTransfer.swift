@@ -133,18 +133,56 @@ public enum USBTransferStatus: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// IN data a backend hands over in its own buffer (the libusb redirect's transfer buffer), so the
+/// controller copies it once, straight into the guest's TD buffers, instead of through arrays.
+/// The bytes must not change while the payload is alive.
+public protocol USBInPayload: Sendable {
+    /// Bytes of data.
+    var count: Int { get }
+    /// Calls `body` with a read-only view of the `count` bytes; the view must not escape `body`.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R
+}
+
 /// The outcome of one transfer.
 public struct USBTransferResult: Sendable {
     public var status: USBTransferStatus
-    /// IN data: never longer than the request's `inLength` (the controller checks again).
-    public var inData: [UInt8]
+    /// IN data: never longer than the request's `inLength` (the controller checks again). For a
+    /// result made from a payload this is a copy; the controller reads `withInBytes` instead.
+    public var inData: [UInt8] {
+        get { payload.map { p in p.withBytes { Array($0) } } ?? bytes }
+        set {
+            bytes = newValue
+            payload = nil
+        }
+    }
     /// Bytes moved: `inData.count` for IN, bytes the device accepted for OUT.
     public var actualLength: Int
+    private var bytes: [UInt8]
+    private var payload: (any USBInPayload)?
 
     public init(status: USBTransferStatus, inData: [UInt8] = [], actualLength: Int? = nil) {
         self.status = status
-        self.inData = inData
+        bytes = inData
+        payload = nil
         self.actualLength = actualLength ?? inData.count
+    }
+
+    /// A completed IN transfer whose data stays in the backend's buffer.
+    public init(completedWith payload: any USBInPayload) {
+        status = .completed
+        bytes = []
+        self.payload = payload
+        actualLength = payload.count
+    }
+
+    /// How many IN bytes there are (`inData.count`, without copying a payload).
+    public var inCount: Int { payload?.count ?? bytes.count }
+
+    /// Calls `body` with a view of the IN data (the payload's buffer or the array), valid only inside `body`.
+    public func withInBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        if let payload { return payload.withBytes(body) }
+        // SAFETY: the view of `bytes` lives only for the call.
+        return bytes.withUnsafeBytes(body)
     }
 
     public static func stall() -> USBTransferResult { USBTransferResult(status: .stall) }

@@ -21,6 +21,8 @@ struct InFlightTD {
     let direction: USBDirection
     let requestedIn: Int
     let isControl: Bool
+    /// CLOCK_MONOTONIC nanoseconds at submission (0 unless stats timing is on).
+    var submittedAt: UInt64 = 0
 }
 
 struct EndpointRuntime {

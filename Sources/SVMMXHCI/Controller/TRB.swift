@@ -15,10 +15,18 @@ public struct TRB: Equatable, Sendable {
         self.control = control
     }
 
+    /// One bounds-checked 16-byte read (a 1 MiB TD has up to 256 TRBs, read on every doorbell).
     public init(reading memory: GuestMemory, at address: UInt64) throws(GuestMemoryError) {
-        parameter = try memory.load(UInt64.self, at: GuestAddress(address))
-        status = try memory.load(UInt32.self, at: GuestAddress(address &+ 8))
-        control = try memory.load(UInt32.self, at: GuestAddress(address &+ 12))
+        var raw: (UInt64, UInt64) = (0, 0)
+        // SAFETY: the view of the local 16-byte tuple lives only for the bounds-checked read.
+        let result = withUnsafeMutableBytes(of: &raw) { buffer in
+            Result { () throws(GuestMemoryError) in try memory.read(into: buffer, at: GuestAddress(address)) }
+        }
+        try result.get()
+        parameter = UInt64(littleEndian: raw.0)
+        let high = UInt64(littleEndian: raw.1)
+        status = UInt32(truncatingIfNeeded: high)
+        control = UInt32(truncatingIfNeeded: high >> 32)
     }
 
     /// Writes the TRB with the control dword last, so the cycle bit flips only once the rest is in place.

@@ -37,6 +37,7 @@ extension XHCIController {
         while budget > 0 {
             guard id < slots.count, let ep = slots[id].endpoints[dci], ep.state == .running, ep.inFlight == nil else { return }
             let isControl = ep.info.type == .control
+            let started = stats.timing ? XHCITransferStats.now() : 0
             switch gatherTD(ep.ring, control: isControl, budget: &budget) {
             case .nothing:
                 return
@@ -45,7 +46,7 @@ extension XHCIController {
                 haltWithEvent(id, dci, at: at, code: .trbError)
                 return
             case .td(let trbs, let addresses, let end):
-                submitTD(id, dci, trbs, addresses, end, isControl: isControl)
+                submitTD(id, dci, trbs, addresses, end, isControl: isControl, startedAt: started)
                 handleCompletions()
             }
         }
@@ -60,7 +61,8 @@ extension XHCIController {
     }
 
     /// Builds the request for one TD and hands it to the backend.
-    func submitTD(_ id: Int, _ dci: Int, _ trbs: [TRB], _ addresses: [UInt64], _ end: RingCursor, isControl: Bool) {
+    func submitTD(_ id: Int, _ dci: Int, _ trbs: [TRB], _ addresses: [UInt64], _ end: RingCursor, isControl: Bool,
+                  startedAt: UInt64 = 0) {
         guard let ep = slots[id].endpoints[dci], let first = addresses.first else { return }
         var pieces: [InFlightTD.Piece] = []
         var setup: USBSetupPacket?
@@ -136,12 +138,37 @@ extension XHCIController {
         }
         sequence &+= 1
         let token = USBTransferToken(slot: UInt8(id), endpointIndex: UInt8(dci), sequence: sequence)
+        stats.tdsSubmitted += 1
+        stats.trbsGathered += trbs.count
+        stats.maxInFlightPerEndpoint = max(stats.maxInFlightPerEndpoint, 1)
+        if direction == .input {
+            stats.inTDs += 1
+            var next: UInt64? = nil
+            var contiguous = true
+            for piece in pieces where piece.carriesData {
+                guard let buffer = piece.buffer else { contiguous = false; break }
+                if let expected = next, expected != buffer { contiguous = false; break }
+                next = buffer &+ UInt64(piece.length)
+            }
+            if contiguous { stats.contiguousInTDs += 1 }
+        } else {
+            stats.bytesOut += outData.count
+        }
         slots[id].endpoints[dci]?.inFlight = InFlightTD(
             token: token, pieces: pieces, end: end, direction: direction,
-            requestedIn: direction == .input ? total : 0, isControl: isControl)
+            requestedIn: direction == .input ? total : 0, isControl: isControl,
+            submittedAt: stats.timing ? XHCITransferStats.now() : 0)
+        let inFlightTotal = slots.reduce(0) { $0 + $1.endpoints.values.reduce(0) { $0 + ($1.inFlight == nil ? 0 : 1) } }
+        stats.maxInFlightTotal = max(stats.maxInFlightTotal, inFlightTotal)
+        let handedOver = stats.timing ? XHCITransferStats.now() : 0
         device.submit(USBTransferRequest(
             token: token, endpoint: isControl ? 0 : ep.info.address, type: ep.info.type, direction: direction,
             setup: setup, outData: outData, inLength: direction == .input ? total : 0), completions: completions)
+        if stats.timing, startedAt > 0 {
+            let now = XHCITransferStats.now()
+            stats.submitNanos &+= now &- startedAt
+            stats.backendSubmitNanos &+= now &- handedOver
+        }
     }
 
     /// Turns queued completions into Transfer Events. Completions whose token no longer matches the
@@ -151,7 +178,22 @@ extension XHCIController {
             let id = Int(completion.token.slot), dci = Int(completion.token.endpointIndex)
             guard id < slots.count, slots[id].enabled, let ep = slots[id].endpoints[dci], let td = ep.inFlight,
                   td.token == completion.token else { continue }
-            complete(id, dci, td, completion.result)
+            stats.tdsCompleted += 1
+            if td.direction == .input { stats.bytesIn += min(completion.result.inCount, td.requestedIn) }
+            if stats.timing {
+                let handled = XHCITransferStats.now()
+                if td.submittedAt > 0, completion.queuedAt >= td.submittedAt {
+                    stats.backendNanos &+= completion.queuedAt &- td.submittedAt
+                    stats.recordLatency(handled &- td.submittedAt)
+                }
+                let waited = handled >= completion.queuedAt ? handled &- completion.queuedAt : 0
+                stats.queueNanos &+= waited
+                stats.maxQueueNanos = max(stats.maxQueueNanos, waited)
+                complete(id, dci, td, completion.result)
+                stats.completeNanos &+= XHCITransferStats.now() &- handled
+            } else {
+                complete(id, dci, td, completion.result)
+            }
             pendingRuns.append((id, dci))
         }
     }
@@ -174,9 +216,10 @@ extension XHCIController {
             return
         }
         // Scatter IN data into the TD's buffers; never more than they hold.
-        var moved = td.direction == .input ? min(result.inData.count, td.requestedIn) : min(result.actualLength, td.pieces.reduce(0) { $0 + $1.length })
-        if td.direction == .input, result.inData.count > td.requestedIn {
-            log("xhci: slot \(id) endpoint \(dci): backend returned \(result.inData.count) bytes for \(td.requestedIn); babble")
+        let inCount = result.inCount
+        var moved = td.direction == .input ? min(inCount, td.requestedIn) : min(result.actualLength, td.pieces.reduce(0) { $0 + $1.length })
+        if td.direction == .input, inCount > td.requestedIn {
+            log("xhci: slot \(id) endpoint \(dci): backend returned \(inCount) bytes for \(td.requestedIn); babble")
             haltWithEvent(id, dci, at: first, code: .babbleDetected)
             return
         }
@@ -187,8 +230,15 @@ extension XHCIController {
             if piece.carriesData {
                 let transferred = min(piece.length, moved)
                 if td.direction == .input, transferred > 0, let buffer = piece.buffer {
+                    // One copy, from the backend's buffer into the guest's; offset + transferred <= inCount.
+                    let start = offset
+                    let written = result.withInBytes { bytes in
+                        Result { () throws(GuestMemoryError) in
+                            try memory.write(UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + transferred, bytes.count)]), at: GuestAddress(buffer))
+                        }
+                    }
                     do {
-                        try memory.write(Array(result.inData[offset..<offset + transferred]), at: GuestAddress(buffer))
+                        try written.get()
                     } catch {
                         log("xhci: slot \(id) endpoint \(dci): IN buffer \(error)")
                         haltWithEvent(id, dci, at: piece.address, code: .dataBufferError)

@@ -52,6 +52,8 @@ public final class XHCIController: BusDevice {
     var sequence: UInt64 = 0
     /// Endpoints (slot, dci) whose rings should be looked at again.
     var pendingRuns: [(Int, Int)] = []
+    /// Transfer-path counters (see `XHCITransferStats`); read them on the controller's context.
+    public var stats = XHCITransferStats()
 
     public init(memory: GuestMemory, interrupts: any XHCIInterruptLine,
                 completions: USBCompletionQueue = USBCompletionQueue(), log: @escaping (String) -> Void = { _ in }) {
@@ -116,6 +118,7 @@ public final class XHCIController: BusDevice {
             log("xhci: event dropped: interrupter \(index) has no event ring")
             return
         }
+        stats.eventsPosted += 1
         do {
             if try !ring.push(event, memory: memory) { log("xhci: event ring \(index) full, event dropped") }
         } catch {
@@ -134,6 +137,7 @@ public final class XHCIController: BusDevice {
         interrupters[index].iman |= XHCIRegisters.imanPending
         usbsts |= XHCIRegisters.stsEventInterrupt
         if interrupters[index].iman & XHCIRegisters.imanEnable != 0, usbcmd & XHCIRegisters.cmdInterruptEnable != 0 {
+            stats.interruptsRaised += 1
             interrupts.raise(interrupter: index)
         }
     }
@@ -426,6 +430,7 @@ public final class XHCIController: BusDevice {
     func ringDoorbell(_ index: Int, _ value: UInt32) {
         guard isRunning else { return }
         if index == 0 {
+            stats.commandDoorbells += 1
             if value & 0xFF == 0 { processCommandRing() }
             return
         }
@@ -452,6 +457,7 @@ public final class XHCIController: BusDevice {
         default:
             return  // halted / error: only Reset Endpoint gets it going again
         }
+        stats.endpointDoorbells += 1
         pendingRuns.append((index, target))
     }
 
