@@ -233,8 +233,11 @@ extension XHCIController {
                     // One copy, from the backend's buffer into the guest's; offset + transferred <= inCount.
                     let start = offset
                     let written = result.withInBytes { bytes in
-                        Result { () throws(GuestMemoryError) in
-                            try memory.write(UnsafeRawBufferPointer(rebasing: bytes[start..<min(start + transferred, bytes.count)]), at: GuestAddress(buffer))
+                        // SAFETY: `bytes` is valid for this closure only and the rebased slice is clamped to
+                        // its bounds at both ends; the guest side is GuestMemory's bounds-checked write.
+                        let lower = min(start, bytes.count)
+                        return Result { () throws(GuestMemoryError) in
+                            try memory.write(UnsafeRawBufferPointer(rebasing: bytes[lower..<min(lower + transferred, bytes.count)]), at: GuestAddress(buffer))
                         }
                     }
                     do {
