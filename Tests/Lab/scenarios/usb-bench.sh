@@ -12,8 +12,6 @@
 # the machine falls on both: svmm --usb 46f4:0001 (libusb redirect), QEMU -device qemu-xhci -device
 # usb-host,vendorid=0x46f4,productid=0x0001, both again, then svmm --usb storage:IMG (emulated, IMG =
 # a copy of the stick in L1's tmpfs). Each side's best run counts. Results: artifact usb-bench.txt.
-# Lab note: L1 has been seen to run a corrupted copy of a scenario (errors before anything ran);
-# a rerun with the same content can repeat it, see Docs/XHCI.md.
 . /lab/lib.sh
 _find_storage() {
   for d in /sys/bus/usb/devices/*; do
