@@ -74,6 +74,25 @@ public struct CPUID: Equatable, Sendable {
         return copy
     }
 
+    /// Leaf 1 ECX bit 31: "running under a hypervisor". KVM_GET_SUPPORTED_CPUID leaves it clear;
+    /// without it Linux never looks at KVM's leaves (0x4000_0000…), so it runs without kvm-clock,
+    /// steal time or PV EOI — measured in the lab: clocksource refined-jiffies, no working LAPIC
+    /// timer, all of which costs a nested guest dearly.
+    public static let hypervisorBit: UInt32 = 1 << 31
+    /// Leaf 1 ECX bit 24: the LAPIC's TSC-deadline mode, which KVM emulates (KVM_CAP_TSC_DEADLINE_TIMER)
+    /// but does not report in the supported CPUID.
+    public static let tscDeadlineBit: UInt32 = 1 << 24
+
+    /// What a VMM adds to KVM's supported CPUID, as QEMU does (target/i386/kvm: the HYPERVISOR bit
+    /// always, TSC_DEADLINE_TIMER with the in-kernel irqchip and the capability).
+    public func withVMMBits(tscDeadline: Bool) -> CPUID {
+        var copy = self
+        for i in copy.entries.indices where copy.entries[i].function == 1 {
+            copy.entries[i].ecx |= Self.hypervisorBit | (tscDeadline ? Self.tscDeadlineBit : 0)
+        }
+        return copy
+    }
+
     static func get(_ bytes: [UInt8], at offset: Int) -> UInt32? {
         guard offset >= 0, offset + 4 <= bytes.count else { return nil }
         return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[offset + $1]) << UInt32(8 * $1) }

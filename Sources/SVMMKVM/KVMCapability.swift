@@ -22,6 +22,7 @@ public struct KVMCapability: Hashable, Sendable, CustomStringConvertible {
     public static let immediateExit = KVMCapability(KVM_CAP_IMMEDIATE_EXIT, name: "KVM_CAP_IMMEDIATE_EXIT")
     public static let mpState = KVMCapability(KVM_CAP_MP_STATE, name: "KVM_CAP_MP_STATE")
     public static let maxVCPUs = KVMCapability(KVM_CAP_MAX_VCPUS, name: "KVM_CAP_MAX_VCPUS")
+    public static let tscDeadlineTimer = KVMCapability(KVM_CAP_TSC_DEADLINE_TIMER, name: "KVM_CAP_TSC_DEADLINE_TIMER")
 
     /// What the VMM cannot run without.
     public static let required: [KVMCapability] = [

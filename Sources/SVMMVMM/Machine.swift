@@ -47,6 +47,7 @@ public final class Machine: Sendable {
     public let vm: KVMVirtualMachine
     public let memory: GuestMemory
     public let vcpus: [KVMVCPU]
+    /// KVM's supported CPUID plus what a VMM adds (the hypervisor bit, TSC deadline: `CPUID.withVMMBits`).
     public let supportedCPUID: CPUID
     public let hasIRQChip: Bool
     /// The one owner of the VM's GSI routing table and user-space INTx levels, shared by every
@@ -73,7 +74,8 @@ public final class Machine: Sendable {
             guard maxVCPUs <= 0 || configuration.cpus <= maxVCPUs else {
                 throw VMMError.configuration("this KVM supports at most \(maxVCPUs) vCPUs")
             }
-            supportedCPUID = try kvm.supportedCPUID()
+            let tscDeadline = configuration.irqchip && ((try? kvm.check(.tscDeadlineTimer)) ?? 0) > 0
+            supportedCPUID = try kvm.supportedCPUID().withVMMBits(tscDeadline: tscDeadline)
             vm = try kvm.createVM()
             interruptRouter = KVMInterruptRouter(vm: vm)
             try vm.setTSSAddress(Self.tssAddress)

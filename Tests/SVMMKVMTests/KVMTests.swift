@@ -98,3 +98,16 @@ struct KVMHostTests {
         _ = try vm.signalMSI(address: 0xFEE0_0000, data: 0x41)
     }
 }
+
+@Suite struct CPUIDVMMBitsTests {
+    @Test func hypervisorBitAlwaysAndTSCDeadlineOnlyWhenAsked() {
+        let base = CPUID(entries: [
+            CPUIDEntry(function: 0, eax: 0xD), CPUIDEntry(function: 1, ecx: 0x0000_0201, edx: 7), CPUIDEntry(function: 7, ecx: 5),
+        ])
+        let plain = base.withVMMBits(tscDeadline: false)
+        #expect(plain.entries[1].ecx == 0x8000_0201)
+        #expect(plain.entries[1].edx == 7)
+        #expect(plain.entries[0] == base.entries[0] && plain.entries[2] == base.entries[2])
+        #expect(base.withVMMBits(tscDeadline: true).entries[1].ecx == 0x8100_0201)
+    }
+}
