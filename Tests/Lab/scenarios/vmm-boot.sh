@@ -39,6 +39,9 @@ fi
 check_eq svmm-exit-status "$rc" 0
 # The truth is L2's own /sys, printed by L2's init: svmm's host bridge (Red Hat 1b36:0008, class 060000) at 00:00.0.
 check_eq l2-sees-svmm-host-bridge "$(grep -c '^L2-PCI 0000:00:00.0 1b36:0008 0x060000' /tmp/svmm-l2.log)" 1
+# svmm sets CPUID's hypervisor bit, so L2 finds KVM's leaves and keeps time with kvm-clock (without
+# it L2 fell back to refined-jiffies, which made its timings and timers unreliable).
+check_eq svmm-l2-clocksource "$(sed -n 's/^L2-CLOCK //p' /tmp/svmm-l2.log | tr -d '\r')" kvm-clock
 artifact /tmp/svmm-l2.log svmm-l2-console.log
 
 # QEMU booting the same kernel and initramfs in the same L1, for the side-by-side time.
