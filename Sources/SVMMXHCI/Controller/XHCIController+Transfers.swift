@@ -158,8 +158,11 @@ extension XHCIController {
             token: token, pieces: pieces, end: end, direction: direction,
             requestedIn: direction == .input ? total : 0, isControl: isControl,
             submittedAt: stats.timing ? XHCITransferStats.now() : 0)
-        let inFlightTotal = slots.reduce(0) { $0 + $1.endpoints.values.reduce(0) { $0 + ($1.inFlight == nil ? 0 : 1) } }
-        stats.maxInFlightTotal = max(stats.maxInFlightTotal, inFlightTotal)
+        if stats.timing {
+            // A walk over every slot's endpoints: only when the counters were asked for, not on every TD.
+            let inFlightTotal = slots.reduce(0) { $0 + $1.endpoints.values.reduce(0) { $0 + ($1.inFlight == nil ? 0 : 1) } }
+            stats.maxInFlightTotal = max(stats.maxInFlightTotal, inFlightTotal)
+        }
         let handedOver = stats.timing ? XHCITransferStats.now() : 0
         device.submit(USBTransferRequest(
             token: token, endpoint: isControl ? 0 : ep.info.address, type: ep.info.type, direction: direction,

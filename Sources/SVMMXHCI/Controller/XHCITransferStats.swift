@@ -17,7 +17,7 @@ public struct XHCITransferStats: Sendable, CustomStringConvertible {
     public var bytesOut = 0
     public var interruptsRaised = 0
     public var eventsPosted = 0
-    /// Most TDs in flight on one endpoint, and on the whole controller, at any time.
+    /// Most TDs in flight on one endpoint, and on the whole controller (counted only with `timing`).
     public var maxInFlightPerEndpoint = 0
     public var maxInFlightTotal = 0
     /// IN TDs whose data buffers are one run of guest-physical memory (a direct host buffer could serve them).
