@@ -41,6 +41,18 @@ artifact() {
   { echo "ARTIFACT-BEGIN $_a $_size $_sum"; base64 "$_f"; echo "ARTIFACT-END $_a"; } >"$LAB_PROTO"
 }
 
+# The lab's usb-storage stick (46f4:0001) as L1 sees it: lab_usb_stick prints its USB device name
+# (e.g. 2-3); lab_usb_disk_of NAME the block device behind its first interface; lab_usb_stick_ready
+# (for lab_wait) is true once both exist, and leaves the name in $dev.
+lab_usb_stick() {
+  for _u in /sys/bus/usb/devices/*; do
+    [ -f "$_u/idVendor" ] && [ "$(cat "$_u/idVendor"):$(cat "$_u/idProduct")" = 46f4:0001 ] && { echo "${_u##*/}"; return 0; }
+  done
+  return 1
+}
+lab_usb_disk_of() { for _b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$_b" ] && { echo "${_b##*/}"; return 0; }; done; return 1; }
+lab_usb_stick_ready() { dev=$(lab_usb_stick) && lab_usb_disk_of "$dev" >/dev/null; }
+
 lab_wait() {
   _t=$1; shift
   _end=$(( $(cut -d. -f1 /proc/uptime) + _t ))

@@ -13,22 +13,14 @@ PEER=0000:00:06.0
 drv() { basename "$(readlink "/sys/bus/pci/devices/$1/driver" 2>/dev/null)" 2>/dev/null || echo none; }
 check_eq e1000e-before "$(drv $DEV)" e1000e
 
-_find_storage() {
-  for d in /sys/bus/usb/devices/*; do
-    [ -f "$d/idVendor" ] && [ "$(cat "$d/idVendor"):$(cat "$d/idProduct")" = 46f4:0001 ] && { echo "${d##*/}"; return 0; }
-  done
-  return 1
-}
-_disk_of() { for b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$b" ] && { echo "${b##*/}"; return 0; }; done; return 1; }
-_have_disk() { dev=$(_find_storage) && _disk_of "$dev" >/dev/null; }
-lab_wait 20 _have_disk
-dev=$(_find_storage)
-disk=$(_disk_of "$dev")
+lab_wait 20 lab_usb_stick_ready
+dev=$(lab_usb_stick)
+disk=$(lab_usb_disk_of "$dev")
 iface=/sys/bus/usb/devices/$dev:1.0
 _udrv() { if [ -L $iface/driver ]; then basename "$(readlink $iface/driver)"; else echo none; fi; }
 check_eq l1-usb-storage-before "$(_udrv)" usb-storage
 [ -n "$disk" ] && echo 0 >/sys/block/$disk/queue/read_ahead_kb
-_head() { disk=$(_disk_of "$(_find_storage)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 4096 ]; }
+_head() { disk=$(lab_usb_disk_of "$(lab_usb_stick)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 4096 ]; }
 lab_wait 30 _head
 want0=$(head -c 15 /tmp/l1-head.bin)
 want5=$(dd if=/tmp/l1-head.bin bs=512 skip=5 count=1 2>/dev/null | md5sum | cut -d' ' -f1)
@@ -100,6 +92,6 @@ check_eq journal-holds-nothing "$(svmm status 2>/dev/null | grep -c 'holds nothi
 _rebound() { [ "$(_udrv)" = usb-storage ]; }
 lab_wait 20 _rebound
 check_eq l1-usb-storage-after "$(_udrv)" usb-storage
-lab_wait 20 _have_disk
-d2=$(_disk_of "$dev")
+lab_wait 20 lab_usb_stick_ready
+d2=$(lab_usb_disk_of "$dev")
 check_eq l1-disk-readable-after "$([ -n "$d2" ] && dd if=/dev/$d2 bs=512 count=1 2>/dev/null | head -c 15)" SVMM-USB-MARKER

@@ -13,17 +13,9 @@
 # usb-host,vendorid=0x46f4,productid=0x0001, both again, then svmm --usb storage:IMG (emulated, IMG =
 # a copy of the stick in L1's tmpfs). Each side's best run counts. Results: artifact usb-bench.txt.
 . /lab/lib.sh
-_find_storage() {
-  for d in /sys/bus/usb/devices/*; do
-    [ -f "$d/idVendor" ] && [ "$(cat "$d/idVendor"):$(cat "$d/idProduct")" = 46f4:0001 ] && { echo "${d##*/}"; return 0; }
-  done
-  return 1
-}
-_disk_of() { for b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$b" ] && { echo "${b##*/}"; return 0; }; done; return 1; }
-_have_disk() { dev=$(_find_storage) && _disk_of "$dev" >/dev/null; }
-lab_wait 20 _have_disk
-dev=$(_find_storage)
-disk=$(_disk_of "$dev")
+lab_wait 20 lab_usb_stick_ready
+dev=$(lab_usb_stick)
+disk=$(lab_usb_disk_of "$dev")
 dd if=/dev/$disk of=/tmp/usb-copy.img bs=1M 2>/dev/null
 sync
 _idle() { [ "$(cat /sys/block/$disk/inflight | tr -s ' ' | sed 's/^ //')" = "0 0" ]; }

@@ -11,20 +11,12 @@
 . /lab/lib.sh
 check_eq kvm-node "$([ -c /dev/kvm ] && echo present || echo absent)" present
 
-_find_storage() {
-  for d in /sys/bus/usb/devices/*; do
-    [ -f "$d/idVendor" ] && [ "$(cat "$d/idVendor"):$(cat "$d/idProduct")" = 46f4:0001 ] && { echo "${d##*/}"; return 0; }
-  done
-  return 1
-}
-_disk_of() { for b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$b" ] && { echo "${b##*/}"; return 0; }; done; return 1; }
-_have_disk() { dev=$(_find_storage) && _disk_of "$dev" >/dev/null; }
-lab_wait 20 _have_disk
-dev=$(_find_storage)
+lab_wait 20 lab_usb_stick_ready
+dev=$(lab_usb_stick)
 iface=/sys/bus/usb/devices/$dev:1.0
 _drv() { if [ -L $iface/driver ]; then basename "$(readlink $iface/driver)"; elif [ -d $iface ]; then echo none; else echo no-interface; fi; }
 check_eq l1-driver-before "$(_drv)" usb-storage
-_head() { disk=$(_disk_of "$(_find_storage)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=512 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 512 ]; }
+_head() { disk=$(lab_usb_disk_of "$(lab_usb_stick)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=512 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 512 ]; }
 lab_wait 30 _head
 want0=$(head -c 15 /tmp/l1-head.bin)
 check_eq l1-truth-marker "$want0" SVMM-USB-MARKER

@@ -9,24 +9,16 @@
 . /lab/lib.sh
 check_eq kvm-node "$([ -c /dev/kvm ] && echo present || echo absent)" present
 
-_find_storage() {
-  for d in /sys/bus/usb/devices/*; do
-    [ -f "$d/idVendor" ] && [ "$(cat "$d/idVendor"):$(cat "$d/idProduct")" = 46f4:0001 ] && { echo "${d##*/}"; return 0; }
-  done
-  return 1
-}
-_disk_of() { for b in /sys/bus/usb/devices/$1:1.0/host*/target*/*/block/*; do [ -e "$b" ] && { echo "${b##*/}"; return 0; }; done; return 1; }
-_have_disk() { dev=$(_find_storage) && _disk_of "$dev" >/dev/null; }
-lab_wait 20 _have_disk
-dev=$(_find_storage)
-disk=$(_disk_of "$dev")
+lab_wait 20 lab_usb_stick_ready
+dev=$(lab_usb_stick)
+disk=$(lab_usb_disk_of "$dev")
 iface=/sys/bus/usb/devices/$dev:1.0
 _drv() { if [ -L $iface/driver ]; then basename "$(readlink $iface/driver)"; else echo none; fi; }
 check_eq l1-driver-before "$(_drv)" usb-storage
 [ -n "$disk" ] && echo 0 >/sys/block/$disk/queue/read_ahead_kb
 # One read of the first 4 KiB is the truth for both sectors (one run saw a second dd come back empty).
 # L1's disk node has been seen to be briefly unopenable here (TCG under load); retry, and show dmesg.
-_head() { disk=$(_disk_of "$(_find_storage)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 4096 ]; }
+_head() { disk=$(lab_usb_disk_of "$(lab_usb_stick)") && dd if=/dev/$disk of=/tmp/l1-head.bin bs=4096 count=1 2>/dev/null && [ "$(wc -c </tmp/l1-head.bin)" = 4096 ]; }
 lab_wait 30 _head || { lab_log "L1 truth read failed; disk '$disk'"; dmesg | tail -n 15 | while read -r l; do lab_log "dmesg: $l"; done; }
 check_eq l1-truth-read-4k "$(wc -c </tmp/l1-head.bin 2>/dev/null)" 4096
 want0=$(head -c 15 /tmp/l1-head.bin)
@@ -64,6 +56,6 @@ check_eq l2-disk-size "$(sed -n 's/^L2-SIZE //p' /tmp/usb-l2.log | tr -d '\r')" 
 _rebound() { [ "$(_drv)" = usb-storage ]; }
 lab_wait 20 _rebound
 check_eq l1-driver-after "$(_drv)" usb-storage
-lab_wait 20 _have_disk
-d2=$(_disk_of "$dev")
+lab_wait 20 lab_usb_stick_ready
+d2=$(lab_usb_disk_of "$dev")
 check_eq l1-disk-readable-after "$([ -n "$d2" ] && dd if=/dev/$d2 bs=512 count=1 2>/dev/null | head -c 15)" SVMM-USB-MARKER
